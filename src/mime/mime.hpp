@@ -1,0 +1,82 @@
+// Message and address parsing shared by the protocol cores: RFC 5321 mailboxes (with RFC 6531
+// UTF-8), RFC 5322 header sections, and the summary that delivery encrypts for IMAP.
+//
+// Security: every function here takes bytes straight from the network. They never read past
+// the input, enforce the RFC length limits, and reject rather than repair malformed input.
+#pragma once
+
+#include "base/error.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postern::mime {
+
+enum class Errc {
+  empty = 1,
+  syntax,
+  local_part_too_long,
+  domain_too_long,
+  non_ascii,  // UTF-8 without SMTPUTF8
+  bad_utf8,
+  too_many_headers,
+  header_too_long,
+};
+const std::error_category& category();
+inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+
+// RFC 5321 4.5.3.1 limits.
+inline constexpr std::size_t max_local_part_bytes = 64;
+inline constexpr std::size_t max_domain_bytes = 255;
+
+struct Mailbox {
+  std::string local;   // as sent (quoted-string content unescaped)
+  std::string domain;  // ASCII parts lowercased; an address literal keeps its brackets
+  bool utf8 = false;   // contains non-ASCII (needs SMTPUTF8)
+  std::string str() const;      // local@domain, re-quoting the local part when needed
+  std::string lookup_key() const;  // lowercased form used to find accounts
+};
+
+// RFC 5321 4.1.2 Mailbox. allow_utf8: RFC 6531 (SMTPUTF8 was given).
+Result<Mailbox> parse_mailbox(std::string_view text, bool allow_utf8);
+bool valid_domain(std::string_view domain, bool allow_utf8);
+bool valid_utf8(std::string_view s);
+
+struct Header {
+  std::string_view name;
+  std::string_view raw_value;  // as in the message, folding included
+};
+
+struct HeaderLimits {
+  std::size_t max_headers = 1000;
+  std::size_t max_header_bytes = 64 * 1024;  // one field, folded lines included
+};
+
+// The header section of an RFC 5322 message (CRLF line ends). `body_offset` is where the body
+// starts (after the empty line), or the message size when there is no body.
+struct HeaderSection {
+  std::vector<Header> headers;
+  std::size_t body_offset = 0;
+  const Header* find(std::string_view name) const;  // first, case-insensitive
+};
+Result<HeaderSection> parse_header_section(std::string_view message, const HeaderLimits& limits);
+std::string unfold(std::string_view raw_value);
+
+// What delivery encrypts next to each message so IMAP can list a mailbox without decrypting
+// bodies: the whole header section plus sizes. Serialised with a version tag.
+struct Summary {
+  std::string header_section;
+  uint64_t size = 0;
+  uint64_t body_offset = 0;
+  uint64_t body_lines = 0;
+  std::string serialize() const;
+  static Result<Summary> parse(std::string_view bytes);
+};
+Result<Summary> summarize(std::string_view message, const HeaderLimits& limits);
+
+}  // namespace postern::mime
+
+template <>
+struct std::is_error_code_enum<postern::mime::Errc> : std::true_type {};

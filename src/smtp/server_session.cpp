@@ -1,0 +1,536 @@
+// The SMTP server state machine: RFC 5321 (commands, replies, sequencing), RFC 1870 SIZE,
+// RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 2920 PIPELINING, RFC 3030 CHUNKING, RFC 3207
+// STARTTLS, RFC 2034 ENHANCEDSTATUSCODES.
+//
+// Security: bytes from the peer are bounded per line, per message and per session error count;
+// a line must end in CRLF; the end-of-data marker counts only after a CRLF-terminated line, so
+// "<LF>.<CR><LF>" and "<CR>.<CR>" never end a message; any bare CR or LF in message data fails
+// the message as a whole.
+#include <cctype>
+#include <cstring>
+
+#include "smtp/command.hpp"
+#include "smtp/smtp.hpp"
+
+namespace postern::smtp {
+
+using detail::iequals;
+using detail::istarts_with;
+
+namespace {
+constexpr std::size_t max_params = 8;
+constexpr std::size_t compact_threshold = 16 * 1024;
+
+bool plausible_helo(std::string_view arg) {
+  if (arg.empty() || arg.size() > mime::max_domain_bytes) return false;
+  if (arg.front() == '[') return arg.back() == ']';
+  for (unsigned char c : arg)
+    if (!(std::isalnum(c) || c == '.' || c == '-' || c == '_')) return false;
+  return true;
+}
+}  // namespace
+
+ServerSession::ServerSession(Options options) : opt_(std::move(options)) {
+  env_.tls = opt_.tls_active;
+  reply(220, "", opt_.hostname + " ESMTP postern");
+}
+
+void ServerSession::reply(int code, std::string_view enhanced, std::string_view text) {
+  out_ += format_reply(code, enhanced, {std::string(text)});
+}
+
+std::string ServerSession::take_output() { return std::exchange(out_, {}); }
+
+void ServerSession::feed(std::string_view bytes) {
+  if (state_ == State::closed) return;
+  in_.append(bytes);
+}
+
+void ServerSession::compact_input() {
+  if (in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  } else if (in_pos_ > compact_threshold) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+}
+
+Action ServerSession::error(int code, std::string_view enhanced, std::string_view text) {
+  reply(code, enhanced, text);
+  if (++errors_ >= opt_.limits.max_errors) {
+    reply(421, "4.7.0", opt_.hostname + " Too many errors, closing connection");
+    state_ = State::closed;
+    return Action::close;
+  }
+  return Action::read;
+}
+
+void ServerSession::timeout() {
+  reply(421, "4.4.2", opt_.hostname + " Timeout exceeded, closing connection");
+  state_ = State::closed;
+}
+
+void ServerSession::reset_transaction() {
+  in_transaction_ = false;
+  env_.sender.reset();
+  env_.recipients.clear();
+  env_.smtputf8 = false;
+  env_.body = Body::seven_bit;
+  env_.chunking = false;
+  rcpt_attempts_ = 0;
+  message_.clear();
+  too_big_ = bad_line_end_ = line_too_long_ = false;
+  line_len_ = 0;
+  bdat_failed_ = false;
+  bdat_prev_ = 0;
+}
+
+Action ServerSession::next() {
+  while (true) {
+    switch (state_) {
+      case State::closed:
+        return Action::close;
+      case State::wait_verdict:
+        return Action::verify_recipient;
+      case State::wait_delivery:
+        return Action::deliver;
+      case State::data: {
+        Action a = step_data();
+        if (state_ == State::data) {
+          compact_input();
+          return Action::read;
+        }
+        if (a != Action::read) return a;
+        continue;
+      }
+      case State::bdat: {
+        Action a = step_bdat();
+        if (state_ == State::bdat) {
+          compact_input();
+          return Action::read;
+        }
+        if (a != Action::read) return a;
+        continue;
+      }
+      case State::command:
+        break;
+    }
+
+    const char* p = in_.data() + in_pos_;
+    std::size_t avail = in_.size() - in_pos_;
+    const void* lf = std::memchr(p, '\n', avail);
+    if (skipping_long_line_) {
+      if (!lf) {
+        in_pos_ = in_.size();
+        compact_input();
+        return Action::read;
+      }
+      in_pos_ += static_cast<std::size_t>(static_cast<const char*>(lf) - p) + 1;
+      skipping_long_line_ = false;
+      if (error(500, "5.5.2", "Line too long") == Action::close) return Action::close;
+      continue;
+    }
+    if (!lf) {
+      if (avail > opt_.limits.max_command_line_bytes) {
+        skipping_long_line_ = true;
+        in_pos_ = in_.size();
+      }
+      compact_input();
+      return Action::read;
+    }
+    std::size_t len = static_cast<std::size_t>(static_cast<const char*>(lf) - p) + 1;
+    std::string_view line(p, len);
+    in_pos_ += len;
+    Action a;
+    if (len > opt_.limits.max_command_line_bytes) {
+      a = error(500, "5.5.2", "Line too long");
+    } else if (len < 2 || line[len - 2] != '\r') {
+      a = error(500, "5.5.2", "Bare LF received, lines must end with CRLF (RFC 5321 2.3.8)");
+    } else {
+      std::string_view content = line.substr(0, len - 2);
+      if (content.find('\r') != std::string_view::npos)
+        a = error(500, "5.5.2", "Bare CR received (RFC 5321 2.3.8)");
+      else if (content.find('\0') != std::string_view::npos)
+        a = error(500, "5.5.2", "NUL in command");
+      else
+        a = process_command(content);
+    }
+    if (a != Action::read) {
+      if (a != Action::start_tls) compact_input();
+      return a;
+    }
+  }
+}
+
+Action ServerSession::process_command(std::string_view line) {
+  auto sp = line.find(' ');
+  std::string_view verb = line.substr(0, sp);
+  std::string_view arg = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+
+  if (iequals(verb, "EHLO") || iequals(verb, "HELO")) return command_ehlo(verb, arg);
+  if (iequals(verb, "MAIL")) return command_mail(arg);
+  if (iequals(verb, "RCPT")) return command_rcpt(arg);
+  if (iequals(verb, "DATA")) return command_data(arg);
+  if (iequals(verb, "BDAT")) return command_bdat(arg);
+  if (iequals(verb, "RSET")) {
+    if (!arg.empty()) return error(501, "5.5.4", "Syntax: RSET");
+    reset_transaction();
+    reply(250, "2.0.0", "Ok");
+    return Action::read;
+  }
+  if (iequals(verb, "NOOP")) {
+    reply(250, "2.0.0", "Ok");
+    return Action::read;
+  }
+  if (iequals(verb, "QUIT")) {
+    reply(221, "2.0.0", opt_.hostname + " Bye");
+    state_ = State::closed;
+    return Action::close;
+  }
+  if (iequals(verb, "STARTTLS")) return command_starttls(arg);
+  if (iequals(verb, "VRFY")) return command_vrfy(arg);
+  if (iequals(verb, "EXPN")) return error(502, "5.5.1", "EXPN not available");
+  if (iequals(verb, "HELP")) {
+    reply(214, "2.0.0", "See RFC 5321");
+    return Action::read;
+  }
+  if (iequals(verb, "AUTH")) return error(503, "5.5.1", "AUTH not available on this port");
+  return error(500, "5.5.2", "Command not recognized");
+}
+
+Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) {
+  if (!plausible_helo(arg)) return error(501, "5.5.4", "Syntax: EHLO domain");
+  reset_transaction();
+  env_.helo = std::string(arg);
+  env_.esmtp = iequals(verb, "EHLO");
+  if (!env_.esmtp) {
+    reply(250, "", opt_.hostname);
+    return Action::read;
+  }
+  std::vector<std::string> lines{opt_.hostname,
+                                 "PIPELINING",
+                                 "SIZE " + std::to_string(opt_.limits.max_message_bytes),
+                                 "8BITMIME",
+                                 "SMTPUTF8",
+                                 "ENHANCEDSTATUSCODES",
+                                 "CHUNKING"};
+  if (opt_.starttls_offered && !opt_.tls_active) lines.push_back("STARTTLS");
+  out_ += format_reply(250, "", lines);
+  return Action::read;
+}
+
+Action ServerSession::command_mail(std::string_view arg) {
+  if (env_.helo.empty()) return error(503, "5.5.1", "Send EHLO first");
+  if (in_transaction_) return error(503, "5.5.1", "Nested MAIL command");
+  if (!istarts_with(arg, "FROM:")) return error(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+  arg.remove_prefix(5);
+  while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);  // common client leniency
+  auto path = detail::split_path(arg);
+  if (!path) return error(501, "5.1.7", "Bad sender address syntax");
+  if (!path->rest.empty() && path->rest.front() != ' ')
+    return error(501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]");
+  auto params = detail::parse_params(path->rest, max_params);
+  if (!params) return error(501, "5.5.4", "Bad MAIL parameter syntax");
+  if (!env_.esmtp && !params->empty()) return error(555, "5.5.4", "Parameters need EHLO");
+  bool smtputf8 = false, seen_size = false, seen_body = false;
+  Body body = Body::seven_bit;
+  for (const auto& p : *params) {
+    if (iequals(p.keyword, "SIZE") && !seen_size && p.value) {
+      seen_size = true;
+      auto n = detail::parse_decimal(*p.value);
+      if (!n) return error(501, "5.5.4", "Bad SIZE value");
+      if (*n > opt_.limits.max_message_bytes)
+        return error(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    } else if (iequals(p.keyword, "BODY") && !seen_body && p.value) {
+      seen_body = true;
+      if (iequals(*p.value, "8BITMIME"))
+        body = Body::eight_bit_mime;
+      else if (!iequals(*p.value, "7BIT"))
+        return error(501, "5.5.4", "Bad BODY value");
+    } else if (iequals(p.keyword, "SMTPUTF8") && !smtputf8 && !p.value) {
+      smtputf8 = true;
+    } else {
+      return error(555, "5.5.4", "Unsupported MAIL parameter");
+    }
+  }
+  std::optional<mime::Mailbox> sender;
+  if (!path->mailbox.empty()) {
+    auto mb = mime::parse_mailbox(path->mailbox, smtputf8);
+    if (!mb) {
+      if (mb.error().code() == mime::Errc::non_ascii)
+        return error(553, "5.6.7", "Non-ASCII address requires SMTPUTF8 (RFC 6531)");
+      return error(501, "5.1.7", "Bad sender address syntax");
+    }
+    sender = std::move(*mb);
+  }
+  in_transaction_ = true;
+  env_.sender = std::move(sender);
+  env_.smtputf8 = smtputf8;
+  env_.body = body;
+  reply(250, "2.1.0", "Ok");
+  return Action::read;
+}
+
+Action ServerSession::command_rcpt(std::string_view arg) {
+  if (!in_transaction_) return error(503, "5.5.1", "Need MAIL command first");
+  if (!istarts_with(arg, "TO:")) return error(501, "5.5.4", "Syntax: RCPT TO:<address>");
+  arg.remove_prefix(3);
+  while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
+  auto path = detail::split_path(arg);
+  if (!path || path->mailbox.empty()) return error(501, "5.1.3", "Bad recipient address syntax");
+  if (!path->rest.empty()) {
+    auto params = detail::parse_params(path->rest, max_params);
+    if (!params) return error(501, "5.5.4", "Bad RCPT parameter syntax");
+    if (!params->empty()) return error(555, "5.5.4", "Unsupported RCPT parameter");
+  }
+  if (env_.recipients.size() >= opt_.limits.max_recipients || ++rcpt_attempts_ > 4 * opt_.limits.max_recipients) {
+    reply(452, "4.5.3", "Too many recipients");
+    return Action::read;
+  }
+  mime::Mailbox mb;
+  if (iequals(path->mailbox, "postmaster")) {
+    // RFC 5321 4.1.1.3: <Postmaster> without a domain must be accepted.
+    mb.local = "postmaster";
+  } else {
+    auto parsed = mime::parse_mailbox(path->mailbox, env_.smtputf8);
+    if (!parsed) {
+      if (parsed.error().code() == mime::Errc::non_ascii)
+        return error(553, "5.6.7", "Non-ASCII address requires SMTPUTF8 (RFC 6531)");
+      return error(501, "5.1.3", "Bad recipient address syntax");
+    }
+    mb = std::move(*parsed);
+  }
+  pending_rcpt_ = std::move(mb);
+  pending_ = Pending::rcpt;
+  state_ = State::wait_verdict;
+  return Action::verify_recipient;
+}
+
+Action ServerSession::command_vrfy(std::string_view arg) {
+  if (arg.empty()) return error(501, "5.5.4", "Syntax: VRFY address");
+  if (!opt_.vrfy_enabled) {
+    reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+    return Action::read;
+  }
+  std::string_view text = arg;
+  if (text.front() == '<') {
+    auto path = detail::split_path(text);
+    if (!path || !path->rest.empty()) return error(501, "5.1.3", "Bad address syntax");
+    text = path->mailbox;
+  }
+  auto mb = mime::parse_mailbox(text, true);
+  if (!mb) return error(501, "5.1.3", "Bad address syntax");
+  pending_rcpt_ = std::move(*mb);
+  pending_ = Pending::vrfy;
+  state_ = State::wait_verdict;
+  return Action::verify_recipient;
+}
+
+void ServerSession::recipient_verdict(const std::optional<Reply>& rejection) {
+  if (state_ != State::wait_verdict) return;
+  state_ = State::command;
+  if (pending_ == Pending::vrfy) {
+    if (rejection)
+      out_ += format_reply(*rejection);
+    else
+      reply(250, "2.1.5", "<" + pending_rcpt_.str() + ">");
+  } else if (rejection) {
+    out_ += format_reply(*rejection);
+  } else {
+    bool duplicate = false;
+    for (const auto& r : env_.recipients)
+      if (r.lookup_key() == pending_rcpt_.lookup_key()) duplicate = true;
+    if (!duplicate) env_.recipients.push_back(pending_rcpt_);
+    reply(250, "2.1.5", "Ok");
+  }
+  pending_ = Pending::none;
+}
+
+Action ServerSession::command_data(std::string_view arg) {
+  if (!arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
+  if (!in_transaction_) return error(503, "5.5.1", "Need MAIL command first");
+  if (env_.chunking) return error(503, "5.5.1", "DATA not allowed after BDAT");
+  if (env_.recipients.empty()) return error(554, "5.5.1", "No valid recipients");
+  reply(354, "", "End data with <CR><LF>.<CR><LF>");
+  state_ = State::data;
+  message_.clear();
+  line_len_ = 0;
+  return Action::read;
+}
+
+Action ServerSession::step_data() {
+  const std::size_t max_line = opt_.limits.max_text_line_bytes;
+  while (in_pos_ < in_.size()) {
+    const char* p = in_.data() + in_pos_;
+    std::size_t avail = in_.size() - in_pos_;
+    const void* lfp = std::memchr(p, '\n', avail);
+    if (skipping_long_line_) {
+      if (!lfp) {
+        in_pos_ = in_.size();
+        return Action::read;
+      }
+      in_pos_ += static_cast<std::size_t>(static_cast<const char*>(lfp) - p) + 1;
+      skipping_long_line_ = false;
+      // The skipped line ended; a terminating "." needs a preceding CRLF, which this had or
+      // not: either way the message already fails, so require a fresh line.
+      line_len_ = 0;
+      continue;
+    }
+    if (!lfp) {
+      if (avail > max_line) {
+        line_too_long_ = true;
+        skipping_long_line_ = true;
+        in_pos_ = in_.size();
+      }
+      return Action::read;
+    }
+    std::size_t len = static_cast<std::size_t>(static_cast<const char*>(lfp) - p) + 1;
+    std::string_view line(p, len);
+    in_pos_ += len;
+    bool crlf = len >= 2 && line[len - 2] == '\r';
+    std::string_view content = line.substr(0, len - (crlf ? 2 : 1));
+    // line_len_ != 0 marks "the previous line did not end in CRLF".
+    bool after_crlf = line_len_ == 0;
+    line_len_ = crlf ? 0 : 1;
+    if (!crlf) bad_line_end_ = true;
+    if (content.find('\r') != std::string_view::npos) bad_line_end_ = true;
+    if (len > max_line) line_too_long_ = true;
+    if (crlf && after_crlf && content == ".") return finish_data();
+    if (!content.empty() && content.front() == '.') content.remove_prefix(1);  // 4.5.2
+    if (too_big_) continue;
+    if (message_.size() + content.size() + 2 > opt_.limits.max_message_bytes) {
+      too_big_ = true;
+      message_ = std::string();
+      continue;
+    }
+    message_.append(content);
+    message_.append("\r\n");
+  }
+  return Action::read;
+}
+
+Action ServerSession::finish_data() {
+  state_ = State::command;
+  if (too_big_) {
+    reset_transaction();
+    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    return Action::read;
+  }
+  if (bad_line_end_) {
+    reset_transaction();
+    reply(554, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)");
+    return Action::read;
+  }
+  if (line_too_long_) {
+    reset_transaction();
+    reply(554, "5.6.0", "Message contains a line longer than 998 characters (RFC 5322 2.1.1)");
+    return Action::read;
+  }
+  state_ = State::wait_delivery;
+  return Action::deliver;
+}
+
+Action ServerSession::command_bdat(std::string_view arg) {
+  auto sp = arg.find(' ');
+  auto size = detail::parse_decimal(arg.substr(0, sp));
+  bool last = false;
+  if (sp != std::string_view::npos) {
+    if (!iequals(arg.substr(sp + 1), "LAST")) size.reset();
+    last = true;
+  }
+  if (!size) return error(501, "5.5.4", "Syntax: BDAT size [LAST]");
+  bdat_remaining_ = *size;
+  bdat_last_ = last;
+  state_ = State::bdat;
+  if (!in_transaction_) {
+    bdat_failed_ = true;
+    reply_pending_ = Reply{503, "5.5.1", "Need MAIL command first"};
+  } else if (env_.recipients.empty()) {
+    bdat_failed_ = true;
+    reply_pending_ = Reply{554, "5.5.1", "No valid recipients"};
+  } else if (!env_.chunking) {
+    env_.chunking = true;
+    message_.clear();
+  }
+  return Action::read;
+}
+
+Action ServerSession::step_bdat() {
+  std::size_t take = static_cast<std::size_t>(
+      std::min<uint64_t>(bdat_remaining_, in_.size() - in_pos_));
+  std::string_view chunk(in_.data() + in_pos_, take);
+  if (!bdat_failed_) {
+    for (char c : chunk) {
+      if ((bdat_prev_ == '\r') != (c == '\n')) bad_line_end_ = true;
+      bdat_prev_ = c;
+    }
+    if (!too_big_) {
+      if (message_.size() + take > opt_.limits.max_message_bytes) {
+        too_big_ = true;
+        message_ = std::string();
+      } else {
+        message_.append(chunk);
+      }
+    }
+  }
+  in_pos_ += take;
+  bdat_remaining_ -= take;
+  if (bdat_remaining_ > 0) return Action::read;
+
+  state_ = State::command;
+  if (bdat_failed_) {
+    Reply r = std::move(reply_pending_);
+    bdat_failed_ = false;
+    return error(r.code, r.enhanced, r.text);
+  }
+  if (bdat_last_ && bdat_prev_ == '\r') bad_line_end_ = true;
+  if (too_big_) {
+    reset_transaction();
+    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    return Action::read;
+  }
+  if (bad_line_end_) {
+    reset_transaction();
+    reply(554, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)");
+    return Action::read;
+  }
+  if (!bdat_last_) {
+    reply(250, "2.0.0", std::to_string(chunk.size()) + " octets received");
+    return Action::read;
+  }
+  state_ = State::wait_delivery;
+  return Action::deliver;
+}
+
+void ServerSession::delivery_result(const Reply& r) {
+  if (state_ != State::wait_delivery) return;
+  out_ += format_reply(r);
+  reset_transaction();
+  state_ = State::command;
+}
+
+Action ServerSession::command_starttls(std::string_view arg) {
+  if (!arg.empty()) return error(501, "5.5.4", "Syntax: STARTTLS");
+  if (opt_.tls_active) return error(503, "5.5.1", "TLS already active");
+  if (!opt_.starttls_offered) return error(502, "5.5.1", "STARTTLS not available");
+  reply(220, "2.0.0", "Ready to start TLS");
+  // RFC 3207 6: anything the client pipelined after STARTTLS was sent in the clear and must
+  // not be executed inside TLS.
+  in_.clear();
+  in_pos_ = 0;
+  state_ = State::closed;  // until tls_started()
+  return Action::start_tls;
+}
+
+void ServerSession::tls_started() {
+  opt_.tls_active = true;
+  reset_transaction();
+  env_ = Envelope{};
+  env_.tls = true;
+  in_.clear();
+  in_pos_ = 0;
+  state_ = State::command;
+}
+
+}  // namespace postern::smtp

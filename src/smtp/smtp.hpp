@@ -1,0 +1,136 @@
+// The SMTP protocol core (RFC 5321 and the extensions postern offers), with no I/O: the server
+// layer feeds it bytes, writes what take_output() returns, and answers the questions the machine
+// asks through next(): is this recipient ours, deliver this message, start TLS, close.
+//
+// Security: everything here is attacker-controlled input. Every line and message is bounded;
+// line ends must be CRLF everywhere (a bare CR or LF is refused, in commands and in message
+// data, so no text another MTA could split into two messages is accepted as one); bytes a client
+// pipelines after STARTTLS are dropped before TLS starts (CVE-2011-0411 class).
+#pragma once
+
+#include "mime/mime.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postern::smtp {
+
+struct Reply {
+  int code = 250;
+  std::string enhanced;  // RFC 3463 "2.0.0"; empty for 220/221 greetings without one
+  std::string text;
+};
+// "250-a\r\n250 b\r\n": one line per element of `lines`; enhanced code on each line.
+std::string format_reply(int code, std::string_view enhanced, const std::vector<std::string>& lines);
+std::string format_reply(const Reply& r);
+
+struct Limits {
+  std::size_t max_command_line_bytes = 1024;  // RFC 5321 4.5.3.1.4 is 512; extensions need more
+  std::size_t max_text_line_bytes = 1000;     // RFC 5321 4.5.3.1.6, CRLF included
+  uint64_t max_message_bytes = 50ull << 20;
+  std::size_t max_recipients = 100;
+  std::size_t max_errors = 10;  // protocol errors before 421 and close
+};
+
+struct Options {
+  std::string hostname;
+  Limits limits;
+  bool starttls_offered = false;  // a certificate is configured
+  bool tls_active = false;        // implicit TLS, or after STARTTLS
+  bool vrfy_enabled = false;
+};
+
+enum class Body { seven_bit, eight_bit_mime };
+
+struct Envelope {
+  std::string helo;
+  bool esmtp = false;
+  std::optional<mime::Mailbox> sender;  // nullopt: the null reverse-path <>
+  std::vector<mime::Mailbox> recipients;
+  bool smtputf8 = false;
+  Body body = Body::seven_bit;
+  bool tls = false;
+  bool chunking = false;  // received with BDAT
+};
+
+enum class Action {
+  read,              // write take_output(), then feed() more bytes
+  verify_recipient,  // answer with recipient_verdict()
+  deliver,           // store envelope()+take_message(), answer with delivery_result()
+  start_tls,         // write take_output(), handshake, then tls_started()
+  close,             // write take_output(), then close the connection
+};
+
+class ServerSession {
+ public:
+  explicit ServerSession(Options options);
+
+  void feed(std::string_view bytes);
+  Action next();
+  std::string take_output();
+  bool has_output() const { return !out_.empty(); }
+
+  // verify_recipient: the address asked about (RCPT TO or VRFY).
+  const mime::Mailbox& pending_recipient() const { return pending_rcpt_; }
+  // nullopt accepts; otherwise the rejection reply (550 5.1.1 ...).
+  void recipient_verdict(const std::optional<Reply>& rejection);
+
+  const Envelope& envelope() const { return env_; }
+  std::string take_message() { return std::move(message_); }
+  void delivery_result(const Reply& reply);
+
+  void tls_started();
+  // The I/O layer's deadline expired.
+  void timeout();
+  // Bytes buffered but not yet processed (tests use it to check STARTTLS discards).
+  std::size_t buffered() const { return in_.size() - in_pos_; }
+
+ private:
+  enum class State { command, data, bdat, wait_verdict, wait_delivery, closed };
+
+  Action process_command(std::string_view line);
+  Action command_ehlo(std::string_view verb, std::string_view arg);
+  Action command_mail(std::string_view arg);
+  Action command_rcpt(std::string_view arg);
+  Action command_data(std::string_view arg);
+  Action command_bdat(std::string_view arg);
+  Action command_starttls(std::string_view arg);
+  Action command_vrfy(std::string_view arg);
+  Action error(int code, std::string_view enhanced, std::string_view text);
+  Action finish_data();
+  Action step_data();
+  Action step_bdat();
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void reset_transaction();
+  void compact_input();
+
+  Options opt_;
+  State state_ = State::command;
+  std::string in_;
+  std::size_t in_pos_ = 0;
+  std::string out_;
+  std::size_t errors_ = 0;
+  bool skipping_long_line_ = false;
+  enum class Pending { none, rcpt, vrfy } pending_ = Pending::none;
+  mime::Mailbox pending_rcpt_;
+
+  Envelope env_;
+  bool in_transaction_ = false;
+  std::size_t rcpt_attempts_ = 0;
+  std::string message_;
+  // Message reading state, shared by DATA and BDAT.
+  bool too_big_ = false;
+  bool bad_line_end_ = false;
+  bool line_too_long_ = false;
+  std::size_t line_len_ = 0;  // bytes of the current DATA line so far
+  uint64_t bdat_remaining_ = 0;
+  bool bdat_last_ = false;
+  bool bdat_failed_ = false;  // a previous chunk of this transaction was refused
+  char bdat_prev_ = 0;        // last byte of the previous chunk, for CR/LF pairing
+  Reply reply_pending_;       // answer to a BDAT refused before its chunk was read
+};
+
+}  // namespace postern::smtp

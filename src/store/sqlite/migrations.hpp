@@ -1,0 +1,46 @@
+// Internal: the schema, as an append-only list of migrations. Never edit a shipped entry; add one.
+#pragma once
+
+#include <array>
+
+namespace postern::store::sqlite {
+
+inline constexpr std::array<const char*, 1> migrations = {
+    // 1: accounts, keys, mailboxes, messages.
+    R"sql(
+CREATE TABLE domains(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE);
+CREATE TABLE accounts(
+  id INTEGER PRIMARY KEY,
+  address TEXT NOT NULL UNIQUE,
+  created INTEGER NOT NULL,
+  storage_public BLOB NOT NULL,
+  keyring BLOB NOT NULL);
+CREATE TABLE aliases(
+  address TEXT PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE);
+CREATE TABLE mailboxes(
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  special_use TEXT NOT NULL DEFAULT '',
+  uidvalidity INTEGER NOT NULL,
+  uidnext INTEGER NOT NULL DEFAULT 1,
+  highestmodseq INTEGER NOT NULL DEFAULT 1,
+  UNIQUE(account_id, name));
+CREATE TABLE messages(
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  flags TEXT NOT NULL DEFAULT '',
+  internal_date INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  sealed_key BLOB NOT NULL,
+  summary BLOB NOT NULL,
+  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+)sql",
+};
+
+}  // namespace postern::store::sqlite

@@ -1,0 +1,135 @@
+// Storage interfaces. Protocol and delivery code sees only these; the SQLite backend (embedded
+// default) lives in store/sqlite and a PostgreSQL backend can implement the same interface.
+// Everything stored about message content is ciphertext produced by keys/: the store never sees
+// a subject, an address from a header or a body.
+#pragma once
+
+#include "base/error.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postern::store {
+
+enum class Errc { not_found = 1, exists, corrupt, io, full, schema, invalid };
+const std::error_category& category();
+inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+
+struct Account {
+  int64_t id = 0;
+  std::string address;  // lowercased local@domain
+  int64_t created = 0;
+  std::string storage_public;  // X25519 key delivery seals content keys to
+  std::string keyring;         // keys/' serialised wrapped secrets; opaque here
+};
+
+struct Mailbox {
+  int64_t id = 0;
+  int64_t account_id = 0;
+  std::string name;
+  std::string special_use;  // "\\Sent" etc., empty for none
+  uint32_t uidvalidity = 0;
+  uint32_t uidnext = 1;
+  uint64_t highestmodseq = 1;
+};
+
+struct NewMailbox {
+  std::string name;
+  std::string special_use;
+};
+
+struct NewMessage {
+  int64_t mailbox_id = 0;
+  std::string blob_id;
+  uint64_t size = 0;
+  int64_t internal_date = 0;
+  std::string sealed_key;  // content key sealed to the account's storage key
+  std::string summary;     // encrypted mime::Summary
+};
+
+struct MessageRecord : NewMessage {
+  uint32_t uid = 0;
+  uint64_t modseq = 0;
+  std::string flags;
+};
+
+struct Assigned {
+  uint32_t uid = 0;
+  uint64_t modseq = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<void> add_domain(std::string_view name) = 0;
+  virtual Result<std::vector<std::string>> domains() = 0;
+  virtual Result<bool> is_local_domain(std::string_view name) = 0;
+
+  // Creates the account, its mailboxes and an alias-free address in one transaction.
+  virtual Result<int64_t> create_account(const std::string& address, int64_t created,
+                                         std::string_view storage_public,
+                                         std::string_view keyring,
+                                         const std::vector<NewMailbox>& mailboxes) = 0;
+  virtual Result<std::optional<Account>> find_account(std::string_view address) = 0;
+  virtual Result<std::optional<Account>> account_by_id(int64_t id) = 0;
+  virtual Result<std::vector<Account>> accounts() = 0;
+  virtual Result<void> update_keyring(int64_t id, std::string_view keyring) = 0;
+  // Removes the account, its wrapped keys, mailboxes and message rows; returns the blob ids the
+  // caller must delete. Without the wrapped keys the blobs are unreadable anyway.
+  virtual Result<std::vector<std::string>> delete_account(int64_t id) = 0;
+
+  virtual Result<void> add_alias(std::string_view alias, int64_t account_id) = 0;
+  // Account id for an account address or an alias (lowercased lookup key).
+  virtual Result<std::optional<int64_t>> resolve_address(std::string_view address) = 0;
+
+  virtual Result<std::optional<Mailbox>> find_mailbox(int64_t account_id,
+                                                      std::string_view name) = 0;
+  virtual Result<std::vector<Mailbox>> mailboxes(int64_t account_id) = 0;
+
+  // Appends all messages in one durable transaction (the group commit); returns each UID.
+  virtual Result<std::vector<Assigned>> append_messages(std::span<const NewMessage> messages) = 0;
+  virtual Result<std::vector<MessageRecord>> messages(int64_t mailbox_id) = 0;
+  virtual Result<std::vector<std::string>> blob_ids() = 0;
+
+  // Backend self-check (SQLite: PRAGMA integrity_check); error when not consistent.
+  virtual Result<void> check_integrity() = 0;
+};
+
+struct SqliteOptions {
+  int busy_timeout_ms = 10000;
+};
+// Opens (creating if needed) and migrates the database. All file I/O goes through base::fs's
+// fault hooks via a VFS shim.
+Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, const SqliteOptions& options);
+
+// Encrypted message blobs as files. Writes are grouped: put() makes each file durable and
+// sync_dirs() then makes the renames of a whole batch durable with one fsync per directory.
+class BlobStore {
+ public:
+  explicit BlobStore(std::string root);
+  // Creates the root, removes temp files left by a crash.
+  Result<void> open();
+  Result<std::string> put(std::string_view data);
+  Result<void> sync_dirs();
+  Result<std::string> get(std::string_view id) const;
+  Result<void> remove(std::string_view id);
+  const std::string& root() const { return root_; }
+
+ private:
+  Result<void> rotate_bucket();
+  std::string root_;
+  std::string bucket_;
+  std::size_t bucket_files_ = 0;
+  std::vector<std::string> dirty_dirs_;
+};
+
+}  // namespace postern::store
+
+template <>
+struct std::is_error_code_enum<postern::store::Errc> : std::true_type {};
