@@ -31,16 +31,21 @@ Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt,
   EVP_KDF_free(kdf);
   if (!ctx) return Error(Errc::internal);
   char digest[] = "SHA256";
-  // OpenSSL wants non-const pointers; it does not modify the inputs.
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<char*>(ikm.data()),
-                                        ikm.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
-                                        salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()),
-                                        info.size()),
-      OSSL_PARAM_construct_end()};
+  // OpenSSL wants non-const pointers; it does not modify the inputs. An empty salt or key is
+  // passed as a one-byte buffer with length 0, since OpenSSL rejects null pointers.
+  char empty = 0;
+  auto octets = [&](const char* name, std::string_view v) {
+    return OSSL_PARAM_construct_octet_string(name, v.empty() ? &empty : const_cast<char*>(v.data()),
+                                             v.size());
+  };
+  OSSL_PARAM params[5];
+  std::size_t n = 0;
+  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
+  params[n++] = octets(OSSL_KDF_PARAM_KEY, ikm);
+  // RFC 5869 2.2: no salt means HashLen zeros, which is what OpenSSL uses when it is absent.
+  if (!salt.empty()) params[n++] = octets(OSSL_KDF_PARAM_SALT, salt);
+  params[n++] = octets(OSSL_KDF_PARAM_INFO, info);
+  params[n] = OSSL_PARAM_construct_end();
   SecretBytes out(out_bytes);
   int rc = EVP_KDF_derive(ctx, out.data(), out.size(), params);
   EVP_KDF_CTX_free(ctx);

@@ -87,6 +87,8 @@ class ServerSession {
   void timeout();
   // Bytes buffered but not yet processed (tests use it to check STARTTLS discards).
   std::size_t buffered() const { return in_.size() - in_pos_; }
+  // Reading message content (DATA or a BDAT chunk): the I/O layer applies the data timeout.
+  bool in_message() const { return state_ == State::data || state_ == State::bdat; }
 
  private:
   enum class State { command, data, bdat, wait_verdict, wait_delivery, closed };

@@ -39,19 +39,25 @@ Result<void> BlobStore::open() {
     ::closedir(d);
   }
   ::closedir(top);
-  return rotate_bucket();
+  return {};
 }
 
-Result<void> BlobStore::rotate_bucket() {
-  bucket_ = base::system_random().token(5);
-  bucket_files_ = 0;
-  return base::fs::make_dirs(root_ + "/" + bucket_);
+Result<std::string> BlobStore::claim_bucket() {
+  std::lock_guard lock(mu_);
+  if (bucket_.empty() || bucket_files_ >= files_per_bucket) {
+    std::string b = base::system_random().token(5);
+    if (auto r = base::fs::make_dirs(root_ + "/" + b); !r) return r.error();
+    bucket_ = b;
+    bucket_files_ = 0;
+  }
+  ++bucket_files_;
+  return bucket_;
 }
 
 Result<std::string> BlobStore::put(std::string_view data) {
-  if (bucket_files_ >= files_per_bucket)
-    if (auto r = rotate_bucket(); !r) return r.error();
-  std::string id = bucket_ + "/" + base::system_random().token(15);
+  auto bucket = claim_bucket();
+  if (!bucket) return bucket.error();
+  std::string id = *bucket + "/" + base::system_random().token(15);
   std::string path = root_ + "/" + id;
   std::string tmp = path + ".tmp";
   {
@@ -68,17 +74,11 @@ Result<std::string> BlobStore::put(std::string_view data) {
     (void)base::fs::remove(tmp);
     return r.error();
   }
-  ++bucket_files_;
-  std::string dir = root_ + "/" + bucket_;
-  if (dirty_dirs_.empty() || dirty_dirs_.back() != dir) dirty_dirs_.push_back(dir);
   return id;
 }
 
-Result<void> BlobStore::sync_dirs() {
-  for (const auto& d : dirty_dirs_)
-    if (auto r = base::fs::sync_dir(d); !r) return r;
-  dirty_dirs_.clear();
-  return {};
+Result<void> BlobStore::sync_dir(std::string_view bucket) {
+  return base::fs::sync_dir(root_ + "/" + std::string(bucket));
 }
 
 Result<std::string> BlobStore::get(std::string_view id) const {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -108,25 +109,26 @@ struct SqliteOptions {
 // fault hooks via a VFS shim.
 Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, const SqliteOptions& options);
 
-// Encrypted message blobs as files. Writes are grouped: put() makes each file durable and
-// sync_dirs() then makes the renames of a whole batch durable with one fsync per directory.
+// Encrypted message blobs as files, <root>/<bucket>/<name>. put() makes the file durable; the
+// rename that publishes it becomes durable with sync_dir(bucket), which the group committer runs
+// once per bucket per batch. put() is thread-safe.
 class BlobStore {
  public:
   explicit BlobStore(std::string root);
   // Creates the root, removes temp files left by a crash.
   Result<void> open();
   Result<std::string> put(std::string_view data);
-  Result<void> sync_dirs();
+  Result<void> sync_dir(std::string_view bucket);
   Result<std::string> get(std::string_view id) const;
   Result<void> remove(std::string_view id);
   const std::string& root() const { return root_; }
 
  private:
-  Result<void> rotate_bucket();
+  Result<std::string> claim_bucket();
   std::string root_;
+  std::mutex mu_;
   std::string bucket_;
   std::size_t bucket_files_ = 0;
-  std::vector<std::string> dirty_dirs_;
 };
 
 }  // namespace postern::store

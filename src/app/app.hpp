@@ -1,0 +1,61 @@
+// The composition root: turns a config into running services, and implements each CLI
+// subcommand as a function returning an exit code (see docs/operations.md "Exit codes").
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/config.hpp"
+
+namespace postern::app {
+
+enum ExitCode : int {
+  exit_ok = 0,
+  exit_failure = 1,    // runtime failure (I/O, database, bind)
+  exit_usage = 2,      // bad command line or configuration
+  exit_denied = 3,     // wrong password or recovery key
+  exit_not_found = 4,  // no such account or domain
+};
+
+struct QuickstartOptions {
+  std::string domain;
+  std::string data_dir;
+  std::string hostname;  // default: mail.<domain>
+  std::string user = "demo";
+  std::vector<std::string> smtp_listen;  // default 127.0.0.1:2525
+  bool json = false;
+  // Lighter Argon2id for tests; the written config keeps what is given here.
+  std::optional<int64_t> argon2_mem_kib;
+  std::optional<int64_t> argon2_ops;
+};
+int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err);
+
+int serve(const std::string& config_path, std::ostream& err);
+
+// Passwords come from `password_in` (first line), so they never appear in argv or the shell
+// history.
+int user_add(const std::string& config_path, const std::string& address, std::istream& password_in,
+             std::ostream& out, std::ostream& err);
+int user_passwd(const std::string& config_path, const std::string& address,
+                std::istream& secrets_in, bool with_recovery, std::ostream& out,
+                std::ostream& err);
+int user_list(const std::string& config_path, std::ostream& out, std::ostream& err);
+int user_delete(const std::string& config_path, const std::string& address, std::ostream& out,
+                std::ostream& err);
+int domain_add(const std::string& config_path, const std::string& domain, std::ostream& out,
+               std::ostream& err);
+int alias_add(const std::string& config_path, const std::string& alias, const std::string& target,
+              std::ostream& out, std::ostream& err);
+
+// Decrypts an account's INBOX with its password: one line per message (uid, size, subject,
+// message-id), or with `uid` the whole message. For operators helping a user and for tests.
+int mail_list(const std::string& config_path, const std::string& address,
+              std::istream& password_in, std::optional<uint32_t> uid, std::ostream& out,
+              std::ostream& err);
+
+// Opens the store and checks it (SQLite integrity_check, every message row has its blob).
+int check(const std::string& config_path, std::ostream& out, std::ostream& err);
+
+}  // namespace postern::app

@@ -1,0 +1,64 @@
+// postern's configuration: one TOML file. Every key is declared once in config_schema.cpp (key,
+// type, default, documentation); loading, validation, the commented file quickstart writes and
+// docs/config.md are all generated from that declaration.
+#pragma once
+
+#include "base/error.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace postern::app {
+
+enum class ConfigErrc { parse = 1, unknown_key, bad_type, bad_value, missing };
+const std::error_category& config_category();
+inline std::error_code make_error_code(ConfigErrc e) { return {static_cast<int>(e), config_category()}; }
+
+struct Config {
+  // [server]
+  std::string hostname = "localhost";
+  std::string data_dir;
+  std::string postmaster;  // account that receives postmaster@ of every local domain
+  std::string run_as_user;
+  int64_t io_threads = 2;
+  int64_t blocking_threads = 4;
+  // [log]
+  std::string log_level = "info";
+  std::string log_file;
+  // [tls]
+  std::string tls_certificate;
+  std::string tls_key;
+  // [smtp]
+  std::vector<std::string> smtp_listen{"127.0.0.1:25"};
+  int64_t smtp_max_message_bytes = 50ll << 20;
+  int64_t smtp_max_recipients = 100;
+  int64_t smtp_max_command_line_bytes = 1024;
+  int64_t smtp_max_text_line_bytes = 1000;
+  int64_t smtp_max_errors = 10;
+  int64_t smtp_command_timeout_seconds = 300;
+  int64_t smtp_data_timeout_seconds = 600;
+  int64_t smtp_max_connections = 1000;
+  int64_t smtp_max_connections_per_ip = 20;
+  bool smtp_vrfy = false;
+  // [delivery]
+  int64_t delivery_max_batch = 512;
+  // [crypto]
+  int64_t argon2_ops = 3;
+  int64_t argon2_mem_kib = 65536;
+
+  std::string database_path() const { return data_dir + "/postern.db"; }
+  std::string blob_dir() const { return data_dir + "/blobs"; }
+};
+
+// Parses and validates; errors read "FILE:LINE:COL: problem".
+Result<Config> load_config(const std::string& path);
+// The commented TOML for `c` (every key, with its documentation).
+std::string render_config(const Config& c);
+// Markdown reference of every key (docs/config.md).
+std::string config_reference();
+
+}  // namespace postern::app
+
+template <>
+struct std::is_error_code_enum<postern::app::ConfigErrc> : std::true_type {};

@@ -1,0 +1,233 @@
+// The single declaration of every configuration key.
+#include <toml++/toml.h>
+
+#include <functional>
+#include <sstream>
+#include <variant>
+
+#include "app/config.hpp"
+
+namespace postern::app {
+
+const std::error_category& config_category() {
+  static const struct : std::error_category {
+    const char* name() const noexcept override { return "config"; }
+    std::string message(int e) const override {
+      switch (static_cast<ConfigErrc>(e)) {
+        case ConfigErrc::parse: return "config syntax error";
+        case ConfigErrc::unknown_key: return "unknown config key";
+        case ConfigErrc::bad_type: return "config value has the wrong type";
+        case ConfigErrc::bad_value: return "invalid config value";
+        case ConfigErrc::missing: return "missing config value";
+      }
+      return "config error";
+    }
+  } cat;
+  return cat;
+}
+
+namespace {
+
+using Member = std::variant<std::string Config::*, int64_t Config::*, bool Config::*,
+                            std::vector<std::string> Config::*>;
+
+struct Key {
+  const char* table;
+  const char* name;
+  Member member;
+  int64_t min = 0, max = 0;  // for integers
+  const char* doc;
+};
+
+const std::vector<Key>& schema() {
+  static const std::vector<Key> keys = {
+      {"server", "hostname", &Config::hostname, 0, 0,
+       "Name this server gives in SMTP greetings and Received headers (its MX host name)."},
+      {"server", "data_dir", &Config::data_dir, 0, 0,
+       "Directory holding the database and the encrypted blobs. Back it up; it holds no "
+       "plaintext."},
+      {"server", "postmaster", &Config::postmaster, 0, 0,
+       "Account address that receives mail for postmaster@ of every local domain."},
+      {"server", "run_as_user", &Config::run_as_user, 0, 0,
+       "When started as root: the user to switch to after binding the listeners (empty: stay)."},
+      {"server", "io_threads", &Config::io_threads, 1, 64, "Threads running network sessions."},
+      {"server", "blocking_threads", &Config::blocking_threads, 1, 256,
+       "Threads for blocking work: encryption, blob writes, database reads, Argon2id."},
+      {"log", "level", &Config::log_level, 0, 0, "One of debug, info, warn, error."},
+      {"log", "file", &Config::log_file, 0, 0, "Log file; empty logs to standard error."},
+      {"tls", "certificate", &Config::tls_certificate, 0, 0,
+       "PEM certificate chain. Empty disables STARTTLS."},
+      {"tls", "key", &Config::tls_key, 0, 0, "PEM private key of the certificate."},
+      {"smtp", "listen", &Config::smtp_listen, 0, 0,
+       "Addresses of the inbound (MX) SMTP listeners, \"IP:port\" or \"[IPv6]:port\"."},
+      {"smtp", "max_message_bytes", &Config::smtp_max_message_bytes, 1024, 1ll << 31,
+       "Largest message accepted (advertised with SIZE)."},
+      {"smtp", "max_recipients", &Config::smtp_max_recipients, 1, 10000,
+       "Recipients per message; more get 452 4.5.3."},
+      {"smtp", "max_command_line_bytes", &Config::smtp_max_command_line_bytes, 512, 65536,
+       "Longest command line, CRLF included (RFC 5321 minimum: 512)."},
+      {"smtp", "max_text_line_bytes", &Config::smtp_max_text_line_bytes, 1000, 1 << 20,
+       "Longest line in message data, CRLF included (RFC 5321: 1000)."},
+      {"smtp", "max_errors", &Config::smtp_max_errors, 1, 1000,
+       "Protocol errors in one session before it is closed with 421."},
+      {"smtp", "command_timeout_seconds", &Config::smtp_command_timeout_seconds, 1, 3600,
+       "Time a client has to send each complete command (RFC 5321 4.5.3.2: 5 minutes)."},
+      {"smtp", "data_timeout_seconds", &Config::smtp_data_timeout_seconds, 1, 7200,
+       "Time a client has to send a whole message after DATA, or one BDAT chunk."},
+      {"smtp", "max_connections", &Config::smtp_max_connections, 1, 1000000,
+       "Concurrent inbound SMTP connections."},
+      {"smtp", "max_connections_per_ip", &Config::smtp_max_connections_per_ip, 1, 100000,
+       "Concurrent inbound SMTP connections from one IP address; more get 421 4.7.0."},
+      {"smtp", "vrfy", &Config::smtp_vrfy, 0, 0,
+       "Answer VRFY truthfully. Off: VRFY gets 252 and reveals nothing."},
+      {"delivery", "max_batch", &Config::delivery_max_batch, 1, 100000,
+       "Most messages committed with one fsync (group commit)."},
+      {"crypto", "argon2_ops", &Config::argon2_ops, 1, 100,
+       "Argon2id passes for password hashing and key wrapping (new and changed passwords)."},
+      {"crypto", "argon2_mem_kib", &Config::argon2_mem_kib, 8, 4 * 1024 * 1024,
+       "Argon2id memory in KiB (new and changed passwords)."},
+  };
+  return keys;
+}
+
+std::string where(const std::string& file, const toml::source_region& src) {
+  return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+}
+
+std::string toml_string(const std::string& s) {
+  std::ostringstream os;
+  os << toml::value<std::string>(s);
+  return os.str();
+}
+
+Result<void> set_value(Config& c, const Key& k, const toml::node& node, const std::string& file) {
+  auto at = where(file, node.source()) + ": " + k.table + "." + k.name;
+  return std::visit(
+      [&](auto member) -> Result<void> {
+        using T = std::remove_cvref_t<decltype(c.*member)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          auto v = node.value<std::string>();
+          if (!node.is_string() || !v) return Error(ConfigErrc::bad_type, at + " must be a string");
+          c.*member = *v;
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          if (!node.is_integer()) return Error(ConfigErrc::bad_type, at + " must be an integer");
+          int64_t v = *node.value<int64_t>();
+          if (v < k.min || v > k.max)
+            return Error(ConfigErrc::bad_value, at + " must be between " + std::to_string(k.min) +
+                                                    " and " + std::to_string(k.max));
+          c.*member = v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (!node.is_boolean()) return Error(ConfigErrc::bad_type, at + " must be true or false");
+          c.*member = *node.value<bool>();
+        } else {
+          auto* arr = node.as_array();
+          if (!arr) return Error(ConfigErrc::bad_type, at + " must be an array of strings");
+          std::vector<std::string> out;
+          for (const auto& el : *arr) {
+            auto v = el.value<std::string>();
+            if (!el.is_string() || !v)
+              return Error(ConfigErrc::bad_type, where(file, el.source()) + ": " + k.table + "." +
+                                                     k.name + " must hold strings");
+            out.push_back(*v);
+          }
+          c.*member = std::move(out);
+        }
+        return {};
+      },
+      k.member);
+}
+
+std::string render_value(const Config& c, const Member& m) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using T = std::remove_cvref_t<decltype(c.*member)>;
+        const T& v = c.*member;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return toml_string(v);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          return std::to_string(v);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else {
+          std::string s = "[";
+          for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + toml_string(v[i]);
+          return s + "]";
+        }
+      },
+      m);
+}
+
+Result<void> validate(const Config& c, const std::string& file) {
+  auto bad = [&](const std::string& what) { return Error(ConfigErrc::bad_value, file + ": " + what); };
+  if (c.data_dir.empty()) return Error(ConfigErrc::missing, file + ": server.data_dir is required");
+  if (c.hostname.empty()) return Error(ConfigErrc::missing, file + ": server.hostname is required");
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error")
+    return bad("log.level must be one of debug, info, warn, error");
+  if (c.tls_certificate.empty() != c.tls_key.empty())
+    return bad("tls.certificate and tls.key must be set together");
+  if (c.smtp_listen.empty()) return bad("smtp.listen needs at least one address");
+  return {};
+}
+
+}  // namespace
+
+Result<Config> load_config(const std::string& path) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    // toml++ reports parse errors by exception; it ends here.
+    const auto& src = e.source();
+    std::string f = src.path ? std::string(*src.path) : path;
+    return Error(ConfigErrc::parse, where(f, src) + ": " + std::string(e.description()));
+  }
+  Config c;
+  for (const auto& [table_key, table_node] : tbl) {
+    auto* t = table_node.as_table();
+    if (!t)
+      return Error(ConfigErrc::unknown_key, where(path, table_node.source()) + ": '" +
+                                                std::string(table_key.str()) +
+                                                "' is not a known table");
+    for (const auto& [key, node] : *t) {
+      const Key* k = nullptr;
+      for (const auto& cand : schema())
+        if (table_key.str() == cand.table && key.str() == cand.name) k = &cand;
+      if (!k)
+        return Error(ConfigErrc::unknown_key, where(path, node.source()) + ": unknown key '" +
+                                                  std::string(table_key.str()) + "." +
+                                                  std::string(key.str()) + "'");
+      if (auto r = set_value(c, *k, node, path); !r) return r.error();
+    }
+  }
+  if (auto r = validate(c, path); !r) return r.error();
+  return c;
+}
+
+std::string render_config(const Config& c) {
+  std::string out = "# postern configuration. Every key is listed with its documentation;\n"
+                    "# `postern config-reference` prints the same reference as Markdown.\n";
+  std::string table;
+  for (const auto& k : schema()) {
+    if (table != k.table) {
+      table = k.table;
+      out += "\n[" + table + "]\n";
+    }
+    out += "# " + std::string(k.doc) + "\n";
+    out += std::string(k.name) + " = " + render_value(c, k.member) + "\n";
+  }
+  return out;
+}
+
+std::string config_reference() {
+  Config defaults;
+  std::string out = "# Configuration reference\n\nGenerated from the key declarations in "
+                    "`src/app/config_schema.cpp` (`postern config-reference`). Unknown keys are "
+                    "errors.\n\n| key | default | meaning |\n|---|---|---|\n";
+  for (const auto& k : schema())
+    out += "| `" + std::string(k.table) + "." + k.name + "` | `" + render_value(defaults, k.member) +
+           "` | " + k.doc + " |\n";
+  return out;
+}
+
+}  // namespace postern::app

@@ -1,0 +1,87 @@
+// `postern serve`: config -> services -> listeners.
+#include <ostream>
+
+#include "app/app.hpp"
+#include "app/services.hpp"
+#include "base/log.hpp"
+#include "net/net.hpp"
+#include "server/server.hpp"
+
+namespace postern::app {
+namespace {
+base::log::Level parse_level(const std::string& s) {
+  if (s == "debug") return base::log::Level::debug;
+  if (s == "warn") return base::log::Level::warn;
+  if (s == "error") return base::log::Level::error;
+  return base::log::Level::info;
+}
+}  // namespace
+
+int serve(const std::string& config_path, std::ostream& err) {
+  auto cfg = load_config(config_path);
+  if (!cfg) {
+    err << "postern: " << cfg.error().detail() << " (" << cfg.error().code().message() << ")\n";
+    return exit_usage;
+  }
+  const Config& c = *cfg;
+  base::log::init(parse_level(c.log_level), c.log_file);
+  crypto::init();
+
+  auto store = open_store(c);
+  if (!store) {
+    err << "postern: database " << c.database_path() << ": " << store.error().describe() << "\n";
+    return exit_failure;
+  }
+  store::BlobStore blobs(c.blob_dir());
+  if (auto r = blobs.open(); !r) {
+    err << "postern: blobs " << c.blob_dir() << ": " << r.error().describe() << "\n";
+    return exit_failure;
+  }
+  server::Services services;
+  if (!c.tls_certificate.empty()) {
+    auto tls = net::make_server_tls_context(c.tls_certificate, c.tls_key);
+    if (!tls) {
+      err << "postern: tls: " << tls.error().describe() << "\n";
+      return exit_failure;
+    }
+    services.tls = *tls;
+  }
+  base::SystemClock clock;
+  server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch));
+  services.store = store->get();
+  services.blobs = &blobs;
+  services.committer = &committer;
+  services.clock = &clock;
+
+  server::ServerOptions opt;
+  opt.smtp_listen = c.smtp_listen;
+  opt.io_threads = static_cast<std::size_t>(c.io_threads);
+  opt.blocking_threads = static_cast<std::size_t>(c.blocking_threads);
+  opt.run_as_user = c.run_as_user;
+  auto& s = opt.smtp;
+  s.protocol.hostname = c.hostname;
+  s.protocol.vrfy_enabled = c.smtp_vrfy;
+  s.protocol.limits.max_message_bytes = static_cast<uint64_t>(c.smtp_max_message_bytes);
+  s.protocol.limits.max_recipients = static_cast<std::size_t>(c.smtp_max_recipients);
+  s.protocol.limits.max_command_line_bytes = static_cast<std::size_t>(c.smtp_max_command_line_bytes);
+  s.protocol.limits.max_text_line_bytes = static_cast<std::size_t>(c.smtp_max_text_line_bytes);
+  s.protocol.limits.max_errors = static_cast<std::size_t>(c.smtp_max_errors);
+  s.command_timeout = std::chrono::seconds(c.smtp_command_timeout_seconds);
+  s.data_timeout = std::chrono::seconds(c.smtp_data_timeout_seconds);
+  s.max_connections = static_cast<std::size_t>(c.smtp_max_connections);
+  s.max_connections_per_ip = static_cast<std::size_t>(c.smtp_max_connections_per_ip);
+  s.postmaster = c.postmaster;
+
+  server::Server srv(opt, services);
+  if (auto r = srv.bind(); !r) {
+    err << "postern: " << r.error().describe() << "\n";
+    return exit_failure;
+  }
+  base::log::info("server.ready", {{"version", POSTERN_VERSION}, {"hostname", c.hostname}});
+  auto r = srv.run();
+  committer.stop();
+  base::log::info("server.stopped");
+  return r ? exit_ok : exit_failure;
+}
+
+}  // namespace postern::app

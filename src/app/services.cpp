@@ -1,0 +1,75 @@
+#include "app/services.hpp"
+
+#include <istream>
+
+#include "base/clock.hpp"
+#include "base/fs.hpp"
+#include "keys/keys.hpp"
+#include "mime/mime.hpp"
+
+namespace postern::app {
+
+Result<std::unique_ptr<store::Store>> open_store(const Config& c) {
+  if (auto r = base::fs::make_dirs(c.data_dir); !r) return r.error();
+  return store::open_sqlite(c.database_path(), store::SqliteOptions{});
+}
+
+crypto::Argon2Params argon2_params(const Config& c) {
+  return {static_cast<unsigned long long>(c.argon2_ops),
+          static_cast<std::size_t>(c.argon2_mem_kib) * 1024};
+}
+
+Result<std::string> normalise_address(store::Store& s, const std::string& address) {
+  auto mb = mime::parse_mailbox(address, true);
+  if (!mb) return Error(mb.error().code(), address);
+  auto local = s.is_local_domain(mb->domain);
+  if (!local) return local.error();
+  if (!*local) return Error(store::Errc::not_found, "domain " + mb->domain + " is not local");
+  return mb->lookup_key();
+}
+
+Result<std::string> create_account(store::Store& s, const Config& c, const std::string& address,
+                                   const std::string& password) {
+  auto addr = normalise_address(s, address);
+  if (!addr) return addr.error();
+  auto keys = keys::create_account_keys(*addr, password, argon2_params(c));
+  if (!keys) return keys.error();
+  std::vector<store::NewMailbox> boxes = {{"INBOX", ""},         {"Sent", "\\Sent"},
+                                          {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
+                                          {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
+  auto id = s.create_account(*addr, base::SystemClock().unix_seconds(),
+                             keys->keyring.storage_public, keys->keyring.serialize(), boxes);
+  if (!id) return id.error();
+  return keys->recovery_key;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string read_secret_line(std::istream& in) {
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+}  // namespace postern::app

@@ -1,0 +1,23 @@
+// Internal to app/: opening the store and account helpers shared by the subcommands.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "app/config.hpp"
+#include "crypto/crypto.hpp"
+#include "store/store.hpp"
+
+namespace postern::app {
+
+Result<std::unique_ptr<store::Store>> open_store(const Config& c);
+crypto::Argon2Params argon2_params(const Config& c);
+// Lowercases and validates "local@domain"; the domain must be local.
+Result<std::string> normalise_address(store::Store& s, const std::string& address);
+// Creates keys and the account with its standard mailboxes; returns the recovery key.
+Result<std::string> create_account(store::Store& s, const Config& c, const std::string& address,
+                                   const std::string& password);
+std::string json_string(const std::string& s);
+std::string read_secret_line(std::istream& in);
+
+}  // namespace postern::app

@@ -1,0 +1,103 @@
+// The postern command line. Each subcommand is a function in app/; exit codes are listed in
+// docs/operations.md.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "app/app.hpp"
+
+int main(int argc, char** argv) {
+  using namespace postern::app;
+  CLI::App cli{"postern: a mail server with zero-access storage"};
+  cli.set_version_flag("--version", std::string("postern ") + POSTERN_VERSION);
+  cli.require_subcommand(1);
+
+  QuickstartOptions qs;
+  auto* quick = cli.add_subcommand(
+      "quickstart", "Create a config, certificate, store and first account, and print them");
+  quick->add_option("--domain", qs.domain, "Mail domain, e.g. example.org")->required();
+  quick->add_option("--data", qs.data_dir, "Data directory to create")->required();
+  quick->add_option("--hostname", qs.hostname, "Server host name (default mail.<domain>)");
+  quick->add_option("--user", qs.user, "Local part of the first account")->capture_default_str();
+  quick->add_option("--smtp", qs.smtp_listen, "SMTP listen address(es) (default 127.0.0.1:2525)");
+  quick->add_flag("--json", qs.json, "Print what was created as one JSON object");
+  quick->add_option("--argon2-mem-kib", qs.argon2_mem_kib, "Argon2id memory (KiB)");
+  quick->add_option("--argon2-ops", qs.argon2_ops, "Argon2id passes");
+
+  std::string config;
+  auto* serve_cmd = cli.add_subcommand("serve", "Run the server");
+  serve_cmd->add_option("--config", config, "Config file")->required();
+
+  auto* user = cli.add_subcommand("user", "Manage accounts (passwords are read from stdin)");
+  user->require_subcommand(1);
+  user->add_option("--config", config, "Config file")->required();
+  std::string address, target;
+  bool with_recovery = false;
+  auto* user_add_cmd = user->add_subcommand("add", "Create an account; stdin: password");
+  user_add_cmd->add_option("address", address)->required();
+  auto* user_passwd_cmd = user->add_subcommand(
+      "passwd", "Change a password; stdin: current password (or recovery key), new password");
+  user_passwd_cmd->add_option("address", address)->required();
+  user_passwd_cmd->add_flag("--recovery", with_recovery, "First line is the recovery key");
+  auto* user_list_cmd = user->add_subcommand("list", "List accounts");
+  auto* user_delete_cmd =
+      user->add_subcommand("delete", "Delete an account and destroy its keys (irreversible)");
+  user_delete_cmd->add_option("address", address)->required();
+
+  auto* domain = cli.add_subcommand("domain", "Manage local domains");
+  domain->require_subcommand(1);
+  domain->add_option("--config", config, "Config file")->required();
+  std::string domain_name;
+  auto* domain_add_cmd = domain->add_subcommand("add", "Add a local domain");
+  domain_add_cmd->add_option("domain", domain_name)->required();
+
+  auto* alias = cli.add_subcommand("alias", "Manage aliases");
+  alias->require_subcommand(1);
+  alias->add_option("--config", config, "Config file")->required();
+  auto* alias_add_cmd = alias->add_subcommand("add", "Deliver mail for ALIAS to ACCOUNT");
+  alias_add_cmd->add_option("alias", address)->required();
+  alias_add_cmd->add_option("account", target)->required();
+
+  auto* mail = cli.add_subcommand("mail", "Read an account's mail (stdin: its password)");
+  mail->require_subcommand(1);
+  mail->add_option("--config", config, "Config file")->required();
+  std::optional<uint32_t> uid;
+  auto* mail_list_cmd = mail->add_subcommand("list", "List INBOX, or print message --uid");
+  mail_list_cmd->add_option("address", address)->required();
+  mail_list_cmd->add_option("--uid", uid, "Print this message in full");
+
+  auto* check_cmd = cli.add_subcommand("check", "Check the store's consistency");
+  check_cmd->add_option("--config", config, "Config file")->required();
+
+  cli.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports usage errors by exception; --help and --version also arrive here (exit 0).
+    int rc = cli.exit(e);
+    return rc == 0 ? exit_ok : exit_usage;
+  }
+
+  auto* sub = cli.get_subcommands().front();
+  const std::string name = sub->get_name();
+  if (name == "quickstart") return quickstart(qs, std::cout, std::cerr);
+  if (name == "serve") return serve(config, std::cerr);
+  if (name == "config-reference") {
+    std::cout << config_reference();
+    return exit_ok;
+  }
+  if (name == "check") return check(config, std::cout, std::cerr);
+  if (name == "user") {
+    if (*user_add_cmd) return user_add(config, address, std::cin, std::cout, std::cerr);
+    if (*user_passwd_cmd)
+      return user_passwd(config, address, std::cin, with_recovery, std::cout, std::cerr);
+    if (*user_list_cmd) return user_list(config, std::cout, std::cerr);
+    if (*user_delete_cmd) return user_delete(config, address, std::cout, std::cerr);
+  }
+  if (name == "domain" && *domain_add_cmd) return domain_add(config, domain_name, std::cout, std::cerr);
+  if (name == "alias" && *alias_add_cmd) return alias_add(config, address, target, std::cout, std::cerr);
+  if (name == "mail" && *mail_list_cmd) return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
+  std::cerr << cli.help();
+  return exit_usage;
+}

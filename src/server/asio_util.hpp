@@ -1,0 +1,42 @@
+// Internal to server/: Asio helpers. Only .cpp files of this module include it.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <functional>
+#include <memory>
+
+namespace postern::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+inline constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Suspends the calling coroutine until `start` calls its callback (from any thread), then
+// resumes it on its own executor with the value. Deliberately not a coroutine itself: GCC 12
+// mishandles lambda arguments of nested coroutine frames (a double free under ASan).
+template <class T, class Start>
+auto await_callback(Start start) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [](auto handler, Start start) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        start([h](T value) {
+          auto ex = asio::get_associated_executor(*h);
+          asio::dispatch(ex, [h, v = std::move(value)]() mutable { std::move (*h)(std::move(v)); });
+        });
+      },
+      asio::use_awaitable, std::move(start));
+}
+
+// Runs `fn` on the blocking pool and resumes the caller with its result.
+template <class T, class Fn>
+auto run_blocking(asio::thread_pool& pool, Fn fn) {
+  auto* p = &pool;
+  return await_callback<T>([p, fn = std::move(fn)](auto cb) mutable {
+    asio::post(*p, [fn = std::move(fn), cb = std::move(cb)]() mutable { cb(fn()); });
+  });
+}
+
+}  // namespace postern::server

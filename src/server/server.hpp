@@ -1,0 +1,95 @@
+// Protocol servers bound to sockets: coroutines that drive the pure protocol machines over
+// Asio streams and call the store/keys services. Phase 1 runs everything in one process.
+#pragma once
+
+#include "base/clock.hpp"
+#include "base/error.hpp"
+#include "smtp/smtp.hpp"
+#include "store/store.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace postern::server {
+
+enum class Errc { shutting_down = 1, no_mailbox };
+const std::error_category& category();
+inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+
+// A message ready to commit: already encrypted, its blob already durable on disk.
+struct PreparedMessage {
+  store::NewMessage record;
+};
+
+// Group commit: many sessions' messages become durable with one directory fsync and one
+// database commit. `done` runs on the committer thread; 250 is sent only after it reports
+// success.
+class Committer {
+ public:
+  Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch);
+  ~Committer();
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+  void submit(std::vector<PreparedMessage> messages, std::function<void(Result<void>)> done);
+  void stop();  // finishes what was submitted, then refuses new work
+  uint64_t commits() const;  // number of batches committed (tests check grouping)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SmtpSettings {
+  smtp::Options protocol;
+  std::chrono::seconds command_timeout{300};
+  std::chrono::seconds data_timeout{600};
+  std::size_t max_connections = 1000;
+  std::size_t max_connections_per_ip = 20;
+  std::string postmaster;  // account address for postmaster@<local domain>
+};
+
+struct Services {
+  store::Store* store = nullptr;
+  store::BlobStore* blobs = nullptr;
+  Committer* committer = nullptr;
+  const base::Clock* clock = nullptr;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS
+};
+
+struct ServerOptions {
+  std::vector<std::string> smtp_listen;
+  SmtpSettings smtp;
+  std::size_t io_threads = 2;
+  std::size_t blocking_threads = 4;
+  std::string run_as_user;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Services services);
+  ~Server();
+  // Binds every listener (errors name the address), then drops privileges if configured.
+  Result<void> bind();
+  // Runs until SIGINT/SIGTERM or stop(); `ready` is called once listening.
+  Result<void> run();
+  void stop();
+  // Bound addresses ("127.0.0.1:2525"), after bind().
+  std::vector<std::string> bound() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace postern::server
+
+template <>
+struct std::is_error_code_enum<postern::server::Errc> : std::true_type {};

@@ -1,0 +1,344 @@
+// The inbound (MX) SMTP session: drives smtp::ServerSession over a socket, with STARTTLS,
+// deadlines, recipient lookup and zero-access delivery through the group committer.
+//
+// Security: the peer controls every byte; the protocol machine bounds them. This file adds
+// the time bounds (a deadline per command and per message, enforced by a watchdog that cancels
+// the socket) and the connection limits. Nothing from the message is logged.
+#include "server/smtp_in.hpp"
+
+#include <map>
+
+#include "base/log.hpp"
+#include "base/random.hpp"
+#include "keys/keys.hpp"
+#include "mime/mime.hpp"
+
+namespace postern::server {
+
+ConnectionTracker::Verdict ConnectionTracker::acquire(const std::string& ip) {
+  std::lock_guard lock(mu_);
+  if (total_ >= max_total_) return Verdict::too_many_total;
+  auto& n = per_ip_[ip];
+  if (n >= max_per_ip_) return Verdict::too_many_from_ip;
+  ++n;
+  ++total_;
+  return Verdict::ok;
+}
+
+void ConnectionTracker::release(const std::string& ip) {
+  std::lock_guard lock(mu_);
+  auto it = per_ip_.find(ip);
+  if (it == per_ip_.end()) return;
+  if (--it->second == 0) per_ip_.erase(it);
+  --total_;
+}
+
+namespace {
+
+// Plain TCP until STARTTLS, then TLS over the same socket.
+class Stream {
+ public:
+  explicit Stream(tcp::socket s) : sock_(std::move(s)) {}
+  tcp::socket& socket() { return sock_; }
+  bool tls() const { return tls_ != nullptr; }
+
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      asio::mutable_buffer b) {
+    if (tls_) {
+      auto [ec, n] = co_await tls_->async_read_some(b, nothrow_awaitable);
+      co_return std::make_pair(ec, n);
+    }
+    auto [ec, n] = co_await sock_.async_read_some(b, nothrow_awaitable);
+    co_return std::make_pair(ec, n);
+  }
+
+  asio::awaitable<boost::system::error_code> write(std::string data) {
+    if (tls_) {
+      auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(data), nothrow_awaitable);
+      co_return ec;
+    }
+    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(data), nothrow_awaitable);
+    co_return ec;
+  }
+
+  asio::awaitable<boost::system::error_code> start_tls(asio::ssl::context& ctx) {
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, ctx);
+    auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, nothrow_awaitable);
+    co_return ec;
+  }
+
+  std::string cipher() const {
+    if (!tls_) return {};
+    const SSL* ssl = const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle();
+    return std::string(SSL_get_version(ssl)) + ":" + SSL_get_cipher_name(ssl);
+  }
+
+ private:
+  tcp::socket sock_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+};
+
+// Cancels the socket's operations when the deadline passes.
+struct Watchdog {
+  explicit Watchdog(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+  std::chrono::steady_clock::time_point deadline;
+  bool done = false;
+  bool expired = false;
+  tcp::socket* socket = nullptr;
+};
+
+asio::awaitable<void> watch(std::shared_ptr<Watchdog> w) {
+  while (!w->done) {
+    w->timer.expires_at(w->deadline);
+    auto [ec] = co_await w->timer.async_wait(nothrow_awaitable);
+    if (w->done) co_return;
+    if (std::chrono::steady_clock::now() >= w->deadline) {
+      w->expired = true;
+      boost::system::error_code ignored;
+      w->socket->cancel(ignored);
+      co_return;
+    }
+  }
+}
+
+struct Verdict {
+  std::optional<smtp::Reply> rejection;
+  int64_t account_id = 0;
+};
+
+Verdict lookup_recipient(store::Store& store, const mime::Mailbox& mb,
+                         const std::string& postmaster) {
+  static const smtp::Reply temp{451, "4.3.0", "Temporary lookup failure, try again later"};
+  std::string key;
+  if (mb.domain.empty()) {
+    key = postmaster;  // RFC 5321 4.1.1.3 <Postmaster>
+  } else {
+    auto local = store.is_local_domain(mb.domain);
+    if (!local) return {temp};
+    if (!*local) return {smtp::Reply{550, "5.7.1", "Relay access denied"}};
+    key = mb.lookup_key();
+  }
+  auto id = store.resolve_address(key);
+  if (!id) return {temp};
+  if (!*id && mb.lookup_key().starts_with("postmaster@") && !postmaster.empty()) {
+    id = store.resolve_address(postmaster);
+    if (!id) return {temp};
+  }
+  if (!*id) return {smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
+  return {std::nullopt, **id};
+}
+
+struct DeliveryInput {
+  smtp::Envelope envelope;
+  std::string message;
+  std::map<std::string, int64_t> accounts;  // lookup key -> account
+  std::string client_ip;
+  std::string tls_cipher;
+  std::string queue_id;
+  std::string hostname;
+};
+
+std::string received_header(const DeliveryInput& in, const base::Clock& clock,
+                            const std::string& for_address) {
+  const auto& env = in.envelope;
+  std::string proto = env.smtputf8 ? "UTF8SMTP" : (env.esmtp ? "ESMTP" : "SMTP");
+  if (env.tls) proto += "S";  // RFC 3848
+  std::string h = "Received: from " + env.helo + " ([" + in.client_ip + "])\r\n\tby " +
+                  in.hostname + " (postern) with " + proto + " id " + in.queue_id + "\r\n\t";
+  if (!in.tls_cipher.empty()) h += "(" + in.tls_cipher + ")\r\n\t";
+  if (!for_address.empty()) h += "for <" + for_address + ">";
+  h += "; " + base::rfc5322_date(clock.now()) + "\r\n";
+  return h;
+}
+
+// Encrypts the message once per recipient account and writes each blob durably. Runs on the
+// blocking pool.
+Result<std::vector<PreparedMessage>> prepare(const Services& svc, const DeliveryInput& in) {
+  std::vector<PreparedMessage> out;
+  std::map<int64_t, std::string> targets;  // account -> the first address that reached it
+  for (const auto& rcpt : in.envelope.recipients) {
+    auto it = in.accounts.find(rcpt.lookup_key());
+    if (it != in.accounts.end()) targets.emplace(it->second, rcpt.str());
+  }
+  std::string return_path = in.envelope.sender ? in.envelope.sender->str() : "";
+  std::string received = received_header(
+      in, *svc.clock, in.envelope.recipients.size() == 1 ? in.envelope.recipients[0].str() : "");
+  auto fail = [&](Error e) -> Result<std::vector<PreparedMessage>> {
+    for (const auto& p : out) (void)svc.blobs->remove(p.record.blob_id);
+    return e;
+  };
+  for (const auto& [account_id, address] : targets) {
+    auto account = svc.store->account_by_id(account_id);
+    if (!account) return fail(account.error());
+    if (!*account) continue;  // deleted meanwhile
+    auto inbox = svc.store->find_mailbox(account_id, "INBOX");
+    if (!inbox) return fail(inbox.error());
+    if (!*inbox) return fail(Error(Errc::no_mailbox, address));
+    std::string content = "Return-Path: <" + return_path + ">\r\nDelivered-To: " + address +
+                          "\r\n" + received + in.message;
+    mime::HeaderLimits limits;
+    limits.max_headers = 10000;
+    limits.max_header_bytes = content.size();
+    auto summary = mime::summarize(content, limits);
+    if (!summary) return fail(summary.error());
+    auto sealed = keys::seal_message((*account)->storage_public, content, summary->serialize());
+    if (!sealed) return fail(sealed.error());
+    auto blob = svc.blobs->put(sealed->blob);
+    if (!blob) return fail(blob.error());
+    PreparedMessage p;
+    p.record.mailbox_id = (*inbox)->id;
+    p.record.blob_id = std::move(*blob);
+    p.record.size = content.size();
+    p.record.internal_date = svc.clock->unix_seconds();
+    p.record.sealed_key = std::move(sealed->sealed_key);
+    p.record.summary = std::move(sealed->summary);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+smtp::Reply failure_reply(const Error& e) {
+  if (e.code() == std::errc::no_space_on_device || e.code() == store::Errc::full)
+    return {452, "4.3.1", "Insufficient system storage, try again later"};
+  return {451, "4.3.0", "Temporary storage failure, try again later"};
+}
+
+}  // namespace
+
+asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared) {
+  boost::system::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) co_return;
+  std::string ip = remote.address().to_string();
+  std::string sid = std::to_string(shared->next_session.fetch_add(1));
+  const SmtpSettings& settings = shared->settings;
+  const Services& svc = shared->services;
+
+  Stream stream(std::move(socket));
+  auto verdict = shared->tracker.acquire(ip);
+  if (verdict != ConnectionTracker::Verdict::ok) {
+    base::log::warn("smtp.connection.refused",
+                    {{"sid", sid}, {"ip", ip},
+                     {"reason", verdict == ConnectionTracker::Verdict::too_many_from_ip
+                                    ? "per-ip limit"
+                                    : "total limit"}});
+    co_await stream.write(smtp::format_reply(
+        {421, "4.7.0",
+         settings.protocol.hostname + (verdict == ConnectionTracker::Verdict::too_many_from_ip
+                                           ? " Too many connections from your address"
+                                           : " Too many connections, try again later")}));
+    co_return;
+  }
+  base::log::info("smtp.session.start", {{"sid", sid}, {"ip", ip}});
+
+  auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor());
+  watchdog->socket = &stream.socket();
+  auto arm = [&](std::chrono::seconds d) { watchdog->deadline = std::chrono::steady_clock::now() + d; };
+  arm(settings.command_timeout);
+  asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
+
+  smtp::Options opt = settings.protocol;
+  opt.starttls_offered = svc.tls != nullptr;
+  opt.tls_active = false;
+  smtp::ServerSession machine(opt);
+  std::map<std::string, int64_t> accounts;
+  std::string buffer(64 * 1024, '\0');
+  uint64_t delivered = 0;
+  std::string end_reason = "quit";
+
+  while (true) {
+    smtp::Action action = machine.next();
+    if (machine.has_output() && action != smtp::Action::verify_recipient) {
+      if (auto wec = co_await stream.write(machine.take_output())) {
+        end_reason = "write error";
+        break;
+      }
+      arm(machine.in_message() ? settings.data_timeout : settings.command_timeout);
+    }
+    if (action == smtp::Action::close) break;
+    if (action == smtp::Action::read) {
+      auto [rec, n] = co_await stream.read_some(asio::buffer(buffer));
+      if (rec) {
+        if (watchdog->expired) {
+          end_reason = "timeout";
+          machine.timeout();
+          watchdog->expired = false;
+          arm(std::chrono::seconds(10));
+          watchdog->timer.cancel();
+          asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
+          co_await stream.write(machine.take_output());
+        } else {
+          end_reason = rec == asio::error::eof ? "disconnect" : "read error";
+        }
+        break;
+      }
+      machine.feed(std::string_view(buffer.data(), n));
+    } else if (action == smtp::Action::verify_recipient) {
+      mime::Mailbox mb = machine.pending_recipient();
+      store::Store* st = svc.store;
+      std::string postmaster = settings.postmaster;
+      auto lookup = [st, mb, postmaster] { return lookup_recipient(*st, mb, postmaster); };
+      auto v = co_await run_blocking<Verdict>(*shared->pool, std::move(lookup));
+      if (machine.envelope().recipients.empty()) accounts.clear();
+      if (!v.rejection) accounts[mb.lookup_key()] = v.account_id;
+      machine.recipient_verdict(v.rejection);
+    } else if (action == smtp::Action::deliver) {
+      auto in = std::make_shared<DeliveryInput>();
+      in->envelope = machine.envelope();
+      in->message = machine.take_message();
+      in->accounts = accounts;
+      in->client_ip = ip;
+      in->tls_cipher = stream.cipher();
+      in->queue_id = base::system_random().token(10);
+      in->hostname = settings.protocol.hostname;
+      Services s = svc;
+      auto job = [s, in] { return prepare(s, *in); };
+      auto prepared =
+          co_await run_blocking<Result<std::vector<PreparedMessage>>>(*shared->pool, std::move(job));
+      smtp::Reply reply{250, "2.0.0", "Ok: queued as " + in->queue_id};
+      if (!prepared) {
+        base::log::error("smtp.deliver.failed",
+                         {{"sid", sid}, {"id", in->queue_id}, {"error", prepared.error().describe()}});
+        reply = failure_reply(prepared.error());
+      } else {
+        std::size_t count = prepared->size();
+        Committer* committer = svc.committer;
+        auto submit = [committer, p = std::move(*prepared)](auto cb) mutable {
+          committer->submit(std::move(p), std::move(cb));
+        };
+        auto committed = co_await await_callback<Result<void>>(std::move(submit));
+        if (!committed) {
+          base::log::error("smtp.deliver.failed", {{"sid", sid}, {"id", in->queue_id},
+                                                   {"error", committed.error().describe()}});
+          reply = failure_reply(committed.error());
+        } else {
+          ++delivered;
+          base::log::info("smtp.deliver.ok", {{"sid", sid},
+                                              {"id", in->queue_id},
+                                              {"mailboxes", count},
+                                              {"bytes", in->message.size()}});
+        }
+      }
+      machine.delivery_result(reply);
+    } else if (action == smtp::Action::start_tls) {
+      if (auto hec = co_await stream.start_tls(*svc.tls)) {
+        base::log::warn("smtp.tls.failed", {{"sid", sid}, {"error", hec.message()}});
+        end_reason = "tls handshake failed";
+        break;
+      }
+      machine.tls_started();
+      base::log::info("smtp.tls.ok", {{"sid", sid}, {"cipher", stream.cipher()}});
+    }
+  }
+
+  watchdog->done = true;
+  watchdog->timer.cancel();
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().close(ignored);
+  shared->tracker.release(ip);
+  base::log::info("smtp.session.end", {{"sid", sid}, {"reason", end_reason}, {"delivered", delivered}});
+}
+
+}  // namespace postern::server
