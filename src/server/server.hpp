@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,25 @@ inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ca
 struct PreparedMessage {
   store::NewMessage record;
 };
+
+// One message received over SMTP, with the accounts its recipients resolved to.
+struct DeliveryRequest {
+  smtp::Envelope envelope;
+  std::string message;
+  std::map<std::string, int64_t> accounts;  // recipient lookup key -> account id
+  std::string client_ip;
+  std::string tls_cipher;  // empty without TLS
+  std::string queue_id;
+  std::string hostname;
+};
+
+struct Services;
+// Encrypts the message once per recipient account (Return-Path, Delivered-To and Received
+// added) and writes each blob durably; nothing is visible until the Committer commits it.
+Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
+                                                      const DeliveryRequest& request);
+// The SMTP reply for a failed delivery: always 4xx, so the client keeps the message.
+smtp::Reply delivery_failure_reply(const Error& e);
 
 // Group commit: many sessions' messages become durable with one directory fsync and one
 // database commit. `done` runs on the committer thread; 250 is sent only after it reports

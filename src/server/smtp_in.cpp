@@ -10,8 +10,6 @@
 
 #include "base/log.hpp"
 #include "base/random.hpp"
-#include "keys/keys.hpp"
-#include "mime/mime.hpp"
 
 namespace postern::server {
 
@@ -129,81 +127,6 @@ Verdict lookup_recipient(store::Store& store, const mime::Mailbox& mb,
   return {std::nullopt, **id};
 }
 
-struct DeliveryInput {
-  smtp::Envelope envelope;
-  std::string message;
-  std::map<std::string, int64_t> accounts;  // lookup key -> account
-  std::string client_ip;
-  std::string tls_cipher;
-  std::string queue_id;
-  std::string hostname;
-};
-
-std::string received_header(const DeliveryInput& in, const base::Clock& clock,
-                            const std::string& for_address) {
-  const auto& env = in.envelope;
-  std::string proto = env.smtputf8 ? "UTF8SMTP" : (env.esmtp ? "ESMTP" : "SMTP");
-  if (env.tls) proto += "S";  // RFC 3848
-  std::string h = "Received: from " + env.helo + " ([" + in.client_ip + "])\r\n\tby " +
-                  in.hostname + " (postern) with " + proto + " id " + in.queue_id + "\r\n\t";
-  if (!in.tls_cipher.empty()) h += "(" + in.tls_cipher + ")\r\n\t";
-  if (!for_address.empty()) h += "for <" + for_address + ">";
-  h += "; " + base::rfc5322_date(clock.now()) + "\r\n";
-  return h;
-}
-
-// Encrypts the message once per recipient account and writes each blob durably. Runs on the
-// blocking pool.
-Result<std::vector<PreparedMessage>> prepare(const Services& svc, const DeliveryInput& in) {
-  std::vector<PreparedMessage> out;
-  std::map<int64_t, std::string> targets;  // account -> the first address that reached it
-  for (const auto& rcpt : in.envelope.recipients) {
-    auto it = in.accounts.find(rcpt.lookup_key());
-    if (it != in.accounts.end()) targets.emplace(it->second, rcpt.str());
-  }
-  std::string return_path = in.envelope.sender ? in.envelope.sender->str() : "";
-  std::string received = received_header(
-      in, *svc.clock, in.envelope.recipients.size() == 1 ? in.envelope.recipients[0].str() : "");
-  auto fail = [&](Error e) -> Result<std::vector<PreparedMessage>> {
-    for (const auto& p : out) (void)svc.blobs->remove(p.record.blob_id);
-    return e;
-  };
-  for (const auto& [account_id, address] : targets) {
-    auto account = svc.store->account_by_id(account_id);
-    if (!account) return fail(account.error());
-    if (!*account) continue;  // deleted meanwhile
-    auto inbox = svc.store->find_mailbox(account_id, "INBOX");
-    if (!inbox) return fail(inbox.error());
-    if (!*inbox) return fail(Error(Errc::no_mailbox, address));
-    std::string content = "Return-Path: <" + return_path + ">\r\nDelivered-To: " + address +
-                          "\r\n" + received + in.message;
-    mime::HeaderLimits limits;
-    limits.max_headers = 10000;
-    limits.max_header_bytes = content.size();
-    auto summary = mime::summarize(content, limits);
-    if (!summary) return fail(summary.error());
-    auto sealed = keys::seal_message((*account)->storage_public, content, summary->serialize());
-    if (!sealed) return fail(sealed.error());
-    auto blob = svc.blobs->put(sealed->blob);
-    if (!blob) return fail(blob.error());
-    PreparedMessage p;
-    p.record.mailbox_id = (*inbox)->id;
-    p.record.blob_id = std::move(*blob);
-    p.record.size = content.size();
-    p.record.internal_date = svc.clock->unix_seconds();
-    p.record.sealed_key = std::move(sealed->sealed_key);
-    p.record.summary = std::move(sealed->summary);
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-smtp::Reply failure_reply(const Error& e) {
-  if (e.code() == std::errc::no_space_on_device || e.code() == store::Errc::full)
-    return {452, "4.3.1", "Insufficient system storage, try again later"};
-  return {451, "4.3.0", "Temporary storage failure, try again later"};
-}
-
 }  // namespace
 
 asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared) {
@@ -284,7 +207,7 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       if (!v.rejection) accounts[mb.lookup_key()] = v.account_id;
       machine.recipient_verdict(v.rejection);
     } else if (action == smtp::Action::deliver) {
-      auto in = std::make_shared<DeliveryInput>();
+      auto in = std::make_shared<DeliveryRequest>();
       in->envelope = machine.envelope();
       in->message = machine.take_message();
       in->accounts = accounts;
@@ -293,14 +216,14 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       in->queue_id = base::system_random().token(10);
       in->hostname = settings.protocol.hostname;
       Services s = svc;
-      auto job = [s, in] { return prepare(s, *in); };
+      auto job = [s, in] { return prepare_delivery(s, *in); };
       auto prepared =
           co_await run_blocking<Result<std::vector<PreparedMessage>>>(*shared->pool, std::move(job));
       smtp::Reply reply{250, "2.0.0", "Ok: queued as " + in->queue_id};
       if (!prepared) {
         base::log::error("smtp.deliver.failed",
                          {{"sid", sid}, {"id", in->queue_id}, {"error", prepared.error().describe()}});
-        reply = failure_reply(prepared.error());
+        reply = delivery_failure_reply(prepared.error());
       } else {
         std::size_t count = prepared->size();
         Committer* committer = svc.committer;
@@ -311,7 +234,7 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
         if (!committed) {
           base::log::error("smtp.deliver.failed", {{"sid", sid}, {"id", in->queue_id},
                                                    {"error", committed.error().describe()}});
-          reply = failure_reply(committed.error());
+          reply = delivery_failure_reply(committed.error());
         } else {
           ++delivered;
           base::log::info("smtp.deliver.ok", {{"sid", sid},

@@ -1,0 +1,78 @@
+// Local delivery: per recipient account, add the trace headers, encrypt content and summary to
+// the account's storage key (keys::seal_message) and write the blob durably. The committer then
+// makes the batch visible. Nothing here needs an account secret.
+#include "base/log.hpp"
+#include "keys/keys.hpp"
+#include "mime/mime.hpp"
+#include "server/server.hpp"
+
+namespace postern::server {
+namespace {
+
+std::string received_header(const DeliveryRequest& in, const base::Clock& clock,
+                            const std::string& for_address) {
+  const auto& env = in.envelope;
+  std::string proto = env.smtputf8 ? "UTF8SMTP" : (env.esmtp ? "ESMTP" : "SMTP");
+  if (env.tls) proto += "S";  // RFC 3848
+  std::string h = "Received: from " + env.helo + " ([" + in.client_ip + "])\r\n\tby " +
+                  in.hostname + " (postern) with " + proto + " id " + in.queue_id + "\r\n\t";
+  if (!in.tls_cipher.empty()) h += "(" + in.tls_cipher + ")\r\n\t";
+  if (!for_address.empty()) h += "for <" + for_address + ">";
+  h += "; " + base::rfc5322_date(clock.now()) + "\r\n";
+  return h;
+}
+
+}  // namespace
+
+Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc, const DeliveryRequest& in) {
+  std::vector<PreparedMessage> out;
+  std::map<int64_t, std::string> targets;  // account -> the first address that reached it
+  for (const auto& rcpt : in.envelope.recipients) {
+    auto it = in.accounts.find(rcpt.lookup_key());
+    if (it != in.accounts.end()) targets.emplace(it->second, rcpt.str());
+  }
+  std::string return_path = in.envelope.sender ? in.envelope.sender->str() : "";
+  std::string received = received_header(
+      in, *svc.clock, in.envelope.recipients.size() == 1 ? in.envelope.recipients[0].str() : "");
+  auto fail = [&](Error e) -> Result<std::vector<PreparedMessage>> {
+    for (const auto& p : out) (void)svc.blobs->remove(p.record.blob_id);
+    return e;
+  };
+  for (const auto& [account_id, address] : targets) {
+    auto account = svc.store->account_by_id(account_id);
+    if (!account) return fail(account.error());
+    if (!*account) continue;  // deleted meanwhile
+    auto inbox = svc.store->find_mailbox(account_id, "INBOX");
+    if (!inbox) return fail(inbox.error());
+    if (!*inbox) return fail(Error(Errc::no_mailbox, address));
+    std::string content = "Return-Path: <" + return_path + ">\r\nDelivered-To: " + address +
+                          "\r\n" + received + in.message;
+    mime::HeaderLimits limits;
+    limits.max_headers = 10000;
+    limits.max_header_bytes = content.size();
+    auto summary = mime::summarize(content, limits);
+    if (!summary) return fail(summary.error());
+    auto sealed = keys::seal_message((*account)->storage_public, content, summary->serialize());
+    if (!sealed) return fail(sealed.error());
+    auto blob = svc.blobs->put(sealed->blob);
+    if (!blob) return fail(blob.error());
+    PreparedMessage p;
+    p.record.mailbox_id = (*inbox)->id;
+    p.record.blob_id = std::move(*blob);
+    p.record.size = content.size();
+    p.record.internal_date = svc.clock->unix_seconds();
+    p.record.sealed_key = std::move(sealed->sealed_key);
+    p.record.summary = std::move(sealed->summary);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+smtp::Reply delivery_failure_reply(const Error& e) {
+  if (e.code() == std::errc::no_space_on_device || e.code() == store::Errc::full)
+    return {452, "4.3.1", "Insufficient system storage, try again later"};
+  return {451, "4.3.0", "Temporary storage failure, try again later"};
+}
+
+
+}  // namespace postern::server

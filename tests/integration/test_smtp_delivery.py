@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Inbound SMTP delivery against the real binary on loopback.
+
+    python3 tests/integration/test_smtp_delivery.py --postern build/debug/src/cli/postern
+
+(a) smtplib delivers over STARTTLS and in plain text; `mail list` and `mail list --uid` show it
+    with Return-Path, Delivered-To and a Received header.
+(b) swaks delivers.
+(c) RCPT verdicts: unknown local user 550 5.1.1, foreign domain 550 5.7.1, postmaster@domain
+    and <postmaster> accepted (and delivered to the postmaster account).
+(d) zero-access: a unique marker in Subject and body, and a unique sender, appear in no file of
+    the data directory and not in the server log.
+(e) max_connections_per_ip = 2: a third concurrent connection is greeted with 421 4.7.0.
+(f) command_timeout_seconds = 2: an idle client gets 421 4.4.2 and is disconnected.
+(g) `postern check` passes after the server stopped.
+"""
+
+import email.message
+import email.utils
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as harness  # noqa: E402
+
+POSTERN, _ = harness.parse_args()
+DOMAIN = "example.test"
+DEMO = "demo@" + DOMAIN
+
+
+def make_message(sender, subject, body, to=DEMO):
+    msg = email.message.EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.formatdate()
+    msg["Message-ID"] = "<%s@client.test>" % secrets.token_hex(12)
+    msg.set_content(body)
+    return msg
+
+
+def unfolded_headers(text):
+    """The header section of `text` with folded lines joined, as a list of lines."""
+    head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
+    lines = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
+class ServerTestCase(unittest.TestCase):
+    """Helpers shared by the test classes; `inst` is the class's running instance."""
+
+    inst = None
+
+    def find(self, message_id, count=1):
+        entries = [e for e in self.inst.mail_list() if e["message_id"] == message_id]
+        self.assertEqual(len(entries), count, "message %s stored %d times, want %d"
+                         % (message_id, len(entries), count))
+        return entries[0] if count == 1 else entries
+
+    def stop_and_check(self, inst):
+        """(g): a graceful stop exits 0 without sanitizer reports, and `postern check` passes."""
+        rc = inst.stop()
+        self.assertEqual(rc, 0, "server exit status %s\n%s" % (rc, inst.stderr_text()[-3000:]))
+        self.assertEqual(inst.sanitizer_reports(), [], inst.stderr_text()[-5000:])
+        chk = inst.check()
+        self.assertEqual(chk.returncode, 0, "postern check: %s%s" % (chk.stdout, chk.stderr))
+        self.assertIn("0 missing blobs", chk.stdout)
+        return chk
+
+
+class DeliveryTests(ServerTestCase):
+    """(a), (b), (c) against one server; (g) runs last (test names sort alphabetically)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-delivery-")
+        cls.addClassCleanup(cls.inst.close)
+        cls.inst.start()
+        cls.delivered = []  # Message-IDs expected in the INBOX at the end
+
+    def deliver_smtplib(self, tls):
+        token = secrets.token_hex(8)
+        sender = "alice-%s@client.test" % token[:6]
+        body = "Hello from smtplib, token %s.\nSecond line.\n" % token
+        msg = make_message(sender, "smtplib %s %s" % ("tls" if tls else "plain", token), body)
+        with self.inst.smtp() as c:
+            code, _ = c.ehlo("client.test")
+            self.assertEqual(code, 250)
+            self.assertTrue(c.has_extn("starttls"), "STARTTLS not offered")
+            if tls:
+                code, _ = c.starttls(context=harness.insecure_tls_context())
+                self.assertEqual(code, 220)
+                code, _ = c.ehlo("client.test")
+                self.assertEqual(code, 250)
+                self.assertFalse(c.has_extn("starttls"), "STARTTLS offered again inside TLS")
+            refused = c.send_message(msg, from_addr=sender, to_addrs=[DEMO])
+            self.assertEqual(refused, {})
+        self.delivered.append(msg["Message-ID"])
+
+        entry = self.find(msg["Message-ID"])
+        self.assertEqual(entry["subject"], msg["Subject"])
+        text = self.inst.message(entry["uid"])
+        self.assertIn("Hello from smtplib, token %s." % token, text)
+        self.assertIn("Second line.", text)
+        headers = unfolded_headers(text)
+        self.assertEqual(headers[0], "Return-Path: <%s>" % sender)
+        self.assertIn("Delivered-To: " + DEMO, headers)
+        received = [h for h in headers if h.startswith("Received: ")]
+        self.assertEqual(len(received), 1, headers)
+        self.assertIn("by mail.%s" % DOMAIN, received[0])
+        self.assertIn("[127.0.0.1]", received[0])
+        self.assertIn("for <%s>" % DEMO, received[0])
+        # RFC 3848: ESMTPS when the message came over TLS.
+        self.assertIn("with ESMTPS " if tls else "with ESMTP ", received[0])
+        self.assertIn("Subject: " + msg["Subject"], headers)
+        self.assertEqual(entry["size"], len(text.encode()), "listed size vs message size")
+
+    def test_a1_smtplib_starttls(self):
+        self.deliver_smtplib(tls=True)
+
+    def test_a2_smtplib_plain(self):
+        self.deliver_smtplib(tls=False)
+
+    def test_b_swaks(self):
+        token = secrets.token_hex(8)
+        mid = "<swaks-%s@client.test>" % token
+        subject = "swaks %s" % token
+        r = subprocess.run(
+            ["swaks", "--server", "127.0.0.1", "--port", str(self.inst.port),
+             "--helo", "swaks.client.test", "--from", "bob@client.test", "--to", DEMO,
+             "--header", "Subject: " + subject, "--header", "Message-Id: " + mid,
+             "--body", "swaks body %s" % token, "--timeout", "20"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, "swaks failed:\n" + r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"<-  250 2\.0\.0 Ok: queued as \S+")
+        self.delivered.append(mid)
+        entry = self.find(mid)
+        self.assertEqual(entry["subject"], subject)
+        text = self.inst.message(entry["uid"])
+        self.assertIn("swaks body %s" % token, text)
+        self.assertTrue(text.startswith("Return-Path: <bob@client.test>\r\n"), text[:200])
+        self.assertIn("Received: from swaks.client.test ([127.0.0.1])", text)
+
+    def test_c_recipients(self):
+        with self.inst.smtp() as c:
+            c.ehlo("client.test")
+            self.assertEqual(c.mail("carol@client.test")[0], 250)
+            code, text = c.rcpt("unknown@" + DOMAIN)
+            self.assertEqual((code, text.split()[0]), (550, b"5.1.1"), text)
+            code, text = c.rcpt("someone@other.test")
+            self.assertEqual((code, text.split()[0]), (550, b"5.7.1"), text)
+            code, text = c.rcpt("postmaster@" + DOMAIN)
+            self.assertEqual(code, 250, text)
+            code, text = c.rcpt("postmaster")  # smtplib sends RCPT TO:<postmaster>
+            self.assertEqual(code, 250, text)
+            c.rset()
+        # Both forms deliver to the postmaster account (the demo account).
+        for rcpt in ("postmaster@" + DOMAIN, "postmaster"):
+            token = secrets.token_hex(6)
+            msg = make_message("carol@client.test", "to %s %s" % (rcpt, token), "pm " + token,
+                               to="postmaster@" + DOMAIN)
+            with self.inst.smtp() as c:
+                self.assertEqual(c.send_message(msg, from_addr="carol@client.test",
+                                                to_addrs=[rcpt]), {})
+            self.delivered.append(msg["Message-ID"])
+            entry = self.find(msg["Message-ID"])
+            text = self.inst.message(entry["uid"])
+            self.assertIn("pm " + token, text)
+            self.assertIn("Delivered-To: ", text)
+        # A transaction whose only recipients were refused has nothing to deliver.
+        with self.inst.smtp() as c:
+            c.ehlo("client.test")
+            c.mail("carol@client.test")
+            c.rcpt("unknown@" + DOMAIN)
+            code, _ = c.docmd("DATA")
+            self.assertEqual(code // 100, 5, "DATA without an accepted recipient: %d" % code)
+
+    def test_g_check_after_stop(self):
+        chk = self.stop_and_check(self.inst)
+        listed = [e["message_id"] for e in self.inst.mail_list()]
+        for mid in self.delivered:
+            self.assertIn(mid, listed)
+        self.assertIn("%d messages" % len(listed), chk.stdout)
+
+
+class ZeroAccessTest(ServerTestCase):
+    """(d): no plaintext of the message, nor the sender, on disk or in the log."""
+
+    def test_d_zero_access(self):
+        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-zeroaccess-")
+        self.addCleanup(inst.close)
+        self.inst = inst
+        log_path = os.path.join(inst.root, "postern.log")  # outside the data dir; scanned too
+        inst.set_log_file(log_path)
+        inst.set_config("level = 'info'", "level = 'debug'")
+
+        marker = "zamark" + secrets.token_hex(16)
+        sender = "zasender-%s@sender.test" % secrets.token_hex(10)
+        needles = [marker.encode(), sender.encode(), sender.split("@")[0].encode()]
+        sent = []
+
+        def deliver(tls):
+            body = ("The secret is %s.\n" % marker) * 40
+            msg = make_message("Zed <%s>" % sender, "secret %s" % marker, body)
+            with inst.smtp() as c:
+                c.ehlo("client.test")
+                if tls:
+                    c.starttls(context=harness.insecure_tls_context())
+                    c.ehlo("client.test")
+                self.assertEqual(c.send_message(msg, from_addr=sender, to_addrs=[DEMO]), {})
+            sent.append(msg)
+
+        def scan(when):
+            files = list(harness.files_under(inst.data_dir))
+            self.assertIn(os.path.join(inst.data_dir, "postern.db"), files)
+            blobs = [f for f in files if os.sep + "blobs" + os.sep in f]
+            self.assertGreaterEqual(len(blobs), len(sent), "no blob files? %s" % files)
+            hits = harness.grep_files(inst.data_dir, needles)
+            self.assertEqual(hits, {}, "plaintext in the data dir (%s)" % when)
+            for path in (log_path, inst.stderr_path):
+                with open(path, "rb") as f:
+                    log = f.read()
+                for n in needles:
+                    self.assertNotIn(n, log, "plaintext in %s (%s)" % (path, when))
+            return files
+
+        # 1. SIGKILL right after delivery: the WAL keeps whatever the transaction wrote.
+        inst.start()
+        deliver(tls=False)
+        inst.kill()
+        files = scan("after SIGKILL")
+        # 2. A second message over TLS, then a graceful stop (WAL checkpointed into the db).
+        inst.start()
+        deliver(tls=True)
+        self.stop_and_check(inst)
+        scan("after stop")
+        self.assertTrue(any(f.endswith("postern.db-wal") for f in files),
+                        "expected a WAL after SIGKILL: %s" % files)
+        with open(log_path) as f:
+            self.assertIn("smtp.deliver.ok", f.read(), "the log file was not used")
+
+        # Not vacuous: the messages are there, and readable with the password.
+        listed = inst.mail_list()
+        self.assertEqual(len(listed), 2)
+        for msg in sent:
+            entry = self.find(msg["Message-ID"])
+            self.assertEqual(entry["subject"], "secret " + marker)
+            self.assertIn("The secret is %s." % marker, inst.message(entry["uid"]))
+
+
+class LimitTests(ServerTestCase):
+    """(e) and (f), each on its own server with the limit lowered."""
+
+    def instance(self, old, new):
+        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-limits-")
+        self.addCleanup(inst.close)
+        inst.set_config(old, new)
+        inst.start()
+        self.inst = inst
+        return inst
+
+    def open(self, inst):
+        s = harness.connect(inst.port)
+        self.addCleanup(s.close)
+        return s
+
+    def assert_closed(self, s, timeout=5.0):
+        s.settimeout(timeout)
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            return
+        self.assertEqual(data, b"", "connection still open, got %r" % data)
+
+    def test_e_connections_per_ip(self):
+        inst = self.instance("max_connections_per_ip = 20", "max_connections_per_ip = 2")
+        first, second = self.open(inst), self.open(inst)
+        for s in (first, second):
+            code, text = harness.read_reply(s)
+            self.assertEqual(code, 220, text)
+        third = self.open(inst)
+        code, text = harness.read_reply(third)
+        self.assertEqual(code, 421, text)
+        self.assertTrue(text.startswith("421 4.7.0 "), text)
+        self.assert_closed(third)
+        # The first two still work.
+        for s in (first, second):
+            s.sendall(b"NOOP\r\n")
+            self.assertEqual(harness.read_reply(s)[0], 250)
+        # A slot is released when a client leaves.
+        first.sendall(b"QUIT\r\n")
+        self.assertEqual(harness.read_reply(first)[0], 221)
+        self.assert_closed(first)
+        deadline = time.monotonic() + 5
+        while True:
+            s = self.open(inst)
+            code, text = harness.read_reply(s)
+            if code == 220 or time.monotonic() > deadline:
+                break
+            s.close()
+            time.sleep(0.05)
+        self.assertEqual(code, 220, "slot not released: " + text)
+        self.stop_and_check(inst)
+
+    def test_f_idle_timeout(self):
+        inst = self.instance("command_timeout_seconds = 300", "command_timeout_seconds = 2")
+        idle, after_ehlo, partial = self.open(inst), self.open(inst), self.open(inst)
+        for s in (idle, after_ehlo, partial):
+            self.assertEqual(harness.read_reply(s)[0], 220)
+        after_ehlo.sendall(b"EHLO client.test\r\n")
+        self.assertEqual(harness.read_reply(after_ehlo)[0], 250)
+        partial.sendall(b"MAIL FROM:<slow@client.test")  # never finished
+        start = time.monotonic()
+        for name, s in (("idle", idle), ("after EHLO", after_ehlo), ("partial line", partial)):
+            r = harness.read_reply(s, timeout=15)
+            elapsed = time.monotonic() - start
+            self.assertIsNotNone(r, "%s: closed without a reply" % name)
+            code, text = r
+            self.assertEqual(code, 421, "%s: %s" % (name, text))
+            self.assertTrue(text.startswith("421 4.4.2 "), "%s: %s" % (name, text))
+            self.assertGreater(elapsed, 1.0, "%s: timed out too early" % name)
+            self.assertLess(elapsed, 10.0, "%s: timed out too late" % name)
+            self.assert_closed(s)
+        self.stop_and_check(inst)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,70 @@
+#include <gtest/gtest.h>
+
+#include <boost/json/src.hpp>  // the one translation unit that compiles Boost.JSON
+
+#include "crypto/crypto.hpp"
+
+namespace postern::crypto {
+namespace {
+
+TEST(Crypto, SealedBoxRoundTripAndTamper) {
+  auto kp = x25519_keypair();
+  auto sealed = seal_to(kp.public_key, "content key");
+  ASSERT_TRUE(sealed);
+  auto opened = open_sealed(kp.public_key, kp.secret_key, *sealed);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->view(), "content key");
+  std::string bad = *sealed;
+  bad[bad.size() / 2] ^= 1;
+  EXPECT_FALSE(open_sealed(kp.public_key, kp.secret_key, bad));
+  auto other = x25519_keypair();
+  EXPECT_FALSE(open_sealed(other.public_key, other.secret_key, *sealed));
+}
+
+TEST(Crypto, RandomNonceAeadBindsAssociatedData) {
+  std::string key(32, 'k');
+  auto a = seal_random_nonce(key, "ad", "plain");
+  auto b = seal_random_nonce(key, "ad", "plain");
+  EXPECT_NE(a, b);  // fresh nonce each time
+  EXPECT_EQ(*open_random_nonce(key, "ad", a), "plain");
+  EXPECT_FALSE(open_random_nonce(key, "other", a));
+  EXPECT_FALSE(open_random_nonce(key, "ad", a.substr(0, 10)));
+}
+
+TEST(Crypto, Ed25519SignVerify) {
+  auto kp = ed25519_keypair();
+  auto sig = ed25519_sign(kp.secret_key, "msg");
+  EXPECT_TRUE(ed25519_verify(kp.public_key, "msg", sig));
+  EXPECT_FALSE(ed25519_verify(kp.public_key, "msh", sig));
+}
+
+TEST(Crypto, Argon2idDeterministicAndSaltChecked) {
+  Argon2Params p{1, 8192 * 1024};
+  std::string salt(16, 's');
+  auto a = argon2id("pw", salt, p, 32);
+  auto b = argon2id("pw", salt, p, 32);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->view(), b->view());
+  EXPECT_NE(argon2id("pw2", salt, p, 32)->view(), a->view());
+  EXPECT_FALSE(argon2id("pw", "short", p, 32));
+}
+
+TEST(Crypto, SecretBytesAreCountedAndWiped) {
+  long before = SecretBytes::live_count();
+  {
+    auto s = SecretBytes::copy_of("secret");
+    auto t = std::move(s);
+    EXPECT_EQ(SecretBytes::live_count(), before + 1);
+  }
+  EXPECT_EQ(SecretBytes::live_count(), before);
+}
+
+TEST(Crypto, SelfSignedCertificate) {
+  auto c = make_self_signed("mail.example.test", 30);
+  ASSERT_TRUE(c);
+  EXPECT_NE(c->cert_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_NE(c->key_pem.find("PRIVATE KEY"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace postern::crypto

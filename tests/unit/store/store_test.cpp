@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "base/random.hpp"
+#include "base/fs.hpp"
+#include "store/store.hpp"
+
+namespace postern::store {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("postern-store-" + base::system_random().token(6));
+    std::filesystem::create_directories(dir_);
+    auto s = open_sqlite((dir_ / "db").string(), {});
+    ASSERT_TRUE(s) << s.error().describe();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  int64_t account(const std::string& addr) {
+    auto id = store_->create_account(addr, 1000, "pub", "ring", {{"INBOX", ""}, {"Sent", "\\Sent"}});
+    EXPECT_TRUE(id);
+    return *id;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, DomainsAccountsAliases) {
+  ASSERT_TRUE(store_->add_domain("example.test"));
+  EXPECT_EQ(store_->add_domain("example.test").error().code(), Errc::exists);
+  EXPECT_TRUE(*store_->is_local_domain("example.test"));
+  EXPECT_FALSE(*store_->is_local_domain("other.test"));
+  int64_t id = account("a@example.test");
+  EXPECT_FALSE(store_->create_account("a@example.test", 1, "p", "r", {}));
+  ASSERT_TRUE(store_->add_alias("alias@example.test", id));
+  EXPECT_FALSE(store_->add_alias("a@example.test", id));  // shadows an account
+  EXPECT_EQ(**store_->resolve_address("a@example.test"), id);
+  EXPECT_EQ(**store_->resolve_address("alias@example.test"), id);
+  EXPECT_FALSE(store_->resolve_address("nobody@example.test")->has_value());
+  auto acc = store_->find_account("a@example.test");
+  ASSERT_TRUE(acc && *acc);
+  EXPECT_EQ((*acc)->keyring, "ring");
+  ASSERT_TRUE(store_->update_keyring(id, "ring2"));
+  EXPECT_EQ((*store_->account_by_id(id))->keyring, "ring2");
+  EXPECT_EQ(store_->update_keyring(id + 100, "x").error().code(), Errc::not_found);
+}
+
+TEST_F(StoreTest, AppendAssignsUidsAndModseqs) {
+  int64_t id = account("a@example.test");
+  auto inbox = store_->find_mailbox(id, "INBOX");
+  ASSERT_TRUE(inbox && *inbox);
+  EXPECT_EQ((*inbox)->uidnext, 1u);
+  std::vector<NewMessage> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].mailbox_id = (*inbox)->id;
+    batch[i].blob_id = "b/" + std::to_string(i);
+    batch[i].size = 10;
+    batch[i].sealed_key = "k";
+    batch[i].summary = "s";
+  }
+  auto uids = store_->append_messages(batch);
+  ASSERT_TRUE(uids);
+  ASSERT_EQ(uids->size(), 3u);
+  EXPECT_EQ((*uids)[0].uid, 1u);
+  EXPECT_EQ((*uids)[2].uid, 3u);
+  EXPECT_LT((*uids)[0].modseq, (*uids)[2].modseq);
+  auto again = store_->find_mailbox(id, "INBOX");
+  EXPECT_EQ((*again)->uidnext, 4u);
+  EXPECT_EQ(store_->messages((*inbox)->id)->size(), 3u);
+  // A batch with one bad row commits nothing.
+  batch[1].mailbox_id = 9999;
+  EXPECT_FALSE(store_->append_messages(batch));
+  EXPECT_EQ(store_->messages((*inbox)->id)->size(), 3u);
+  EXPECT_TRUE(store_->check_integrity());
+}
+
+TEST_F(StoreTest, DeleteAccountRemovesEverything) {
+  int64_t id = account("a@example.test");
+  auto inbox = *store_->find_mailbox(id, "INBOX");
+  NewMessage m;
+  m.mailbox_id = inbox->id;
+  m.blob_id = "x/y";
+  ASSERT_TRUE(store_->append_messages(std::span(&m, 1)));
+  auto blobs = store_->delete_account(id);
+  ASSERT_TRUE(blobs);
+  EXPECT_EQ(*blobs, std::vector<std::string>{"x/y"});
+  EXPECT_FALSE(store_->find_account("a@example.test")->has_value());
+  EXPECT_TRUE(store_->mailboxes(id)->empty());
+  EXPECT_TRUE(store_->check_integrity());
+}
+
+TEST_F(StoreTest, ReopenKeepsSchemaAndData) {
+  account("a@example.test");
+  store_.reset();
+  auto s = open_sqlite((dir_ / "db").string(), {});
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)->accounts()->size(), 1u);
+}
+
+TEST(BlobStore, PutGetRemoveAndTempCleanup) {
+  auto dir = std::filesystem::temp_directory_path() / ("postern-blobs-" + base::system_random().token(6));
+  BlobStore b(dir.string());
+  ASSERT_TRUE(b.open());
+  auto id = b.put("ciphertext");
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(b.sync_dir(id->substr(0, id->find('/'))));
+  EXPECT_EQ(*b.get(*id), "ciphertext");
+  EXPECT_FALSE(b.get("../etc/passwd"));
+  EXPECT_FALSE(b.get("a/b/c"));
+  std::string tmp = (dir / id->substr(0, id->find('/')) / "leftover.tmp").string();
+  ASSERT_TRUE(base::fs::write_file_durable(tmp, "partial"));
+  BlobStore again(dir.string());
+  ASSERT_TRUE(again.open());
+  EXPECT_FALSE(std::filesystem::exists(tmp));
+  ASSERT_TRUE(again.remove(*id));
+  EXPECT_FALSE(again.get(*id));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace postern::store
