@@ -440,7 +440,7 @@ Action ServerSession::command_bdat(std::string_view arg) {
     last = true;
   }
   if (!size) return error(501, "5.5.4", "Syntax: BDAT size [LAST]");
-  bdat_remaining_ = *size;
+  bdat_remaining_ = bdat_size_ = *size;
   bdat_last_ = last;
   state_ = State::bdat;
   if (!in_transaction_) {
@@ -496,7 +496,7 @@ Action ServerSession::step_bdat() {
     return Action::read;
   }
   if (!bdat_last_) {
-    reply(250, "2.0.0", std::to_string(chunk.size()) + " octets received");
+    reply(250, "2.0.0", std::to_string(bdat_size_) + " octets received");
     return Action::read;
   }
   state_ = State::wait_delivery;

@@ -129,6 +129,7 @@ class ServerSession {
   bool line_too_long_ = false;
   std::size_t line_len_ = 0;  // bytes of the current DATA line so far
   uint64_t bdat_remaining_ = 0;
+  uint64_t bdat_size_ = 0;
   bool bdat_last_ = false;
   bool bdat_failed_ = false;  // a previous chunk of this transaction was refused
   char bdat_prev_ = 0;        // last byte of the previous chunk, for CR/LF pairing

@@ -40,27 +40,34 @@ SANITIZER_MARKERS = (
 # Command line
 
 
-def parse_args(flags=()):
-    """Removes --postern PATH (and the boolean `flags`, e.g. ("--quick",)) from sys.argv.
+def parse_args(flags=(), options=None):
+    """Removes --postern PATH, the boolean `flags` (e.g. ("--quick",)) and the valued `options`
+    ({"--name": default}) from sys.argv.
 
-    Returns (absolute binary path, {flag: bool}); what is left in sys.argv goes to unittest.
+    Returns (absolute binary path, {flag: bool or option value}); what is left in sys.argv goes
+    to unittest.
     """
     binary = None
     seen = {f: False for f in flags}
+    seen.update(options or {})
+    valued = set(options or {}) | {"--postern"}
     rest = [sys.argv[0]]
     args = sys.argv[1:]
     i = 0
     while i < len(args):
         a = args[i]
-        if a == "--postern":
-            if i + 1 >= len(args):
-                sys.exit("--postern needs a path")
-            binary = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("--postern="):
-            binary = a.split("=", 1)[1]
-        elif a in seen:
+        name, eq, value = a.partition("=")
+        if name in valued:
+            if not eq:
+                if i + 1 >= len(args):
+                    sys.exit(name + " needs a value")
+                value = args[i + 1]
+                i += 1
+            if name == "--postern":
+                binary = value
+            else:
+                seen[name] = value
+        elif a in flags:
             seen[a] = True
         else:
             rest.append(a)

@@ -35,7 +35,7 @@ struct Bad {
 
 TEST(Config, ErrorsNameFileLineAndProblem) {
   const Bad cases[] = {
-      {"[server]\ndata_dir = \"/x\"\nbogus = 1\n", ConfigErrc::unknown_key, ":3:1: unknown key 'server.bogus'"},
+      {"[server]\ndata_dir = \"/x\"\nbogus = 1\n", ConfigErrc::unknown_key, ":3:9: unknown key 'server.bogus'"},
       {"[nope]\nx = 1\n", ConfigErrc::unknown_key, "unknown key 'nope.x'"},
       {"[server]\ndata_dir = 5\n", ConfigErrc::bad_type, ":2:12: server.data_dir must be a string"},
       {"[server]\ndata_dir = \"/x\"\n[smtp]\nmax_recipients = 0\n", ConfigErrc::bad_value,

@@ -59,7 +59,7 @@ TEST(Mailbox, Limits) {
   EXPECT_TRUE(valid_domain(label + ".org", false));
   EXPECT_FALSE(valid_domain(label + "b.org", false));
   std::string domain;
-  while (domain.size() < 250) domain += "abcdefghi.";
+  while (domain.size() < 255) domain += "abcdefghi.";
   domain += "org";
   EXPECT_EQ(parse_mailbox("a@" + domain, false).error().code(), Errc::domain_too_long);
 }
