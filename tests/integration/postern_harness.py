@@ -234,6 +234,7 @@ def wait_for_smtp(port, proc=None, timeout=30.0):
             if r and r[0] == 220:
                 s.sendall(b"QUIT\r\n")
                 read_reply(s, timeout=5.0)
+                s.recv(1024)  # wait for the server to close: its session is over
                 return
             last = RuntimeError("greeting %r" % (r,))
         except OSError as e:
@@ -385,10 +386,33 @@ class Instance:
         text = self.stderr_text()
         return [m for m in SANITIZER_MARKERS if m in text]
 
+    def diagnosis(self, lines=15):
+        """A short account of the server's state for failure messages: exit status, and the
+        sanitizer report's headline, project frames and summary if there is one, else the
+        log's last lines."""
+        status = "running" if self.running() else "exited with %s" % (
+            self.proc.returncode if self.proc is not None else "never started")
+        text = self.stderr_text()
+        out = []
+        if any(m in text for m in SANITIZER_MARKERS):
+            src = os.path.join(REPO_ROOT, "src") + os.sep
+            for line in text.splitlines():
+                line = line.strip()
+                if "ERROR:" in line or "SUMMARY:" in line or "runtime error:" in line:
+                    out.append(line[:300])
+                elif line.startswith("#") and src in line and len(out) < lines:
+                    # "#8 0x... in function /path/file.cpp:265" -> "#8 function file.cpp:265"
+                    parts = line.split(" in ", 1)
+                    out.append("  " + parts[0].split()[0] + " " +
+                               (parts[1] if len(parts) > 1 else line).replace(src, "src/")[:200])
+        else:
+            out = text.splitlines()[-lines:]
+        return "server %s; its output:\n%s" % (status, "\n".join(out))
+
     def smtp(self, timeout=10.0):
-        c = SMTP(timeout=timeout)
-        c.connect("127.0.0.1", self.port)
-        return c
+        """A connected smtplib client (the host is given to the constructor so that
+        starttls() has a server name for SNI)."""
+        return SMTP("127.0.0.1", self.port, timeout=timeout)
 
     def close(self, keep=False):
         """Stops the server (if any) and removes the temp directory unless `keep`."""
