@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (hs) {
     if (hs->body_offset > in.size()) std::abort();
     for (const auto& h : hs->headers) {
-      if (h.name.data() < in.data() || h.raw_value.data() + h.raw_value.size() > in.data() + in.size())
+      if (h.name.data() < in.data() ||
+          h.raw_value.data() + h.raw_value.size() > in.data() + in.size())
         std::abort();
       (void)unfold(h.raw_value);
     }

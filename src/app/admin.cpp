@@ -87,8 +87,8 @@ int user_passwd(const std::string& config_path, const std::string& address, std:
     crypto::wipe(new_password);
     return report(unlocked.error(), err);
   }
-  auto rewrapped = keys::rewrap_password(acc->address, *ring, *unlocked, new_password,
-                                         argon2_params(o->config));
+  auto rewrapped =
+      keys::rewrap_password(acc->address, *ring, *unlocked, new_password, argon2_params(o->config));
   crypto::wipe(new_password);
   if (!rewrapped) return report(rewrapped.error(), err);
   if (auto r = o->store->update_keyring(acc->id, rewrapped->serialize()); !r)
@@ -120,7 +120,8 @@ int user_delete(const std::string& config_path, const std::string& address, std:
   std::size_t removed = 0;
   for (const auto& b : *blobs)
     if (bs.remove(b)) ++removed;
-  out << "deleted " << acc->address << ": keys destroyed, " << removed << " message blobs removed\n";
+  out << "deleted " << acc->address << ": keys destroyed, " << removed
+      << " message blobs removed\n";
   return exit_ok;
 }
 

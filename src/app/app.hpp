@@ -39,8 +39,7 @@ int serve(const std::string& config_path, std::ostream& err);
 int user_add(const std::string& config_path, const std::string& address, std::istream& password_in,
              std::ostream& out, std::ostream& err);
 int user_passwd(const std::string& config_path, const std::string& address,
-                std::istream& secrets_in, bool with_recovery, std::ostream& out,
-                std::ostream& err);
+                std::istream& secrets_in, bool with_recovery, std::ostream& out, std::ostream& err);
 int user_list(const std::string& config_path, std::ostream& out, std::ostream& err);
 int user_delete(const std::string& config_path, const std::string& address, std::ostream& out,
                 std::ostream& err);
@@ -51,9 +50,8 @@ int alias_add(const std::string& config_path, const std::string& alias, const st
 
 // Decrypts an account's INBOX with its password: one line per message (uid, size, subject,
 // message-id), or with `uid` the whole message. For operators helping a user and for tests.
-int mail_list(const std::string& config_path, const std::string& address,
-              std::istream& password_in, std::optional<uint32_t> uid, std::ostream& out,
-              std::ostream& err);
+int mail_list(const std::string& config_path, const std::string& address, std::istream& password_in,
+              std::optional<uint32_t> uid, std::ostream& out, std::ostream& err);
 
 // Opens the store and checks it (SQLite integrity_check, every message row has its blob).
 int check(const std::string& config_path, std::ostream& out, std::ostream& err);

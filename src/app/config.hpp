@@ -13,7 +13,9 @@ namespace postern::app {
 
 enum class ConfigErrc { parse = 1, unknown_key, bad_type, bad_value, missing };
 const std::error_category& config_category();
-inline std::error_code make_error_code(ConfigErrc e) { return {static_cast<int>(e), config_category()}; }
+inline std::error_code make_error_code(ConfigErrc e) {
+  return {static_cast<int>(e), config_category()};
+}
 
 struct Config {
   // [server]

@@ -14,11 +14,16 @@ const std::error_category& config_category() {
     const char* name() const noexcept override { return "config"; }
     std::string message(int e) const override {
       switch (static_cast<ConfigErrc>(e)) {
-        case ConfigErrc::parse: return "config syntax error";
-        case ConfigErrc::unknown_key: return "unknown config key";
-        case ConfigErrc::bad_type: return "config value has the wrong type";
-        case ConfigErrc::bad_value: return "invalid config value";
-        case ConfigErrc::missing: return "missing config value";
+        case ConfigErrc::parse:
+          return "config syntax error";
+        case ConfigErrc::unknown_key:
+          return "unknown config key";
+        case ConfigErrc::bad_type:
+          return "config value has the wrong type";
+        case ConfigErrc::bad_value:
+          return "invalid config value";
+        case ConfigErrc::missing:
+          return "missing config value";
       }
       return "config error";
     }
@@ -158,7 +163,9 @@ std::string render_value(const Config& c, const Member& m) {
 }
 
 Result<void> validate(const Config& c, const std::string& file) {
-  auto bad = [&](const std::string& what) { return Error(ConfigErrc::bad_value, file + ": " + what); };
+  auto bad = [&](const std::string& what) {
+    return Error(ConfigErrc::bad_value, file + ": " + what);
+  };
   if (c.data_dir.empty()) return Error(ConfigErrc::missing, file + ": server.data_dir is required");
   if (c.hostname.empty()) return Error(ConfigErrc::missing, file + ": server.hostname is required");
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
@@ -205,8 +212,9 @@ Result<Config> load_config(const std::string& path) {
 }
 
 std::string render_config(const Config& c) {
-  std::string out = "# postern configuration. Every key is listed with its documentation;\n"
-                    "# `postern config-reference` prints the same reference as Markdown.\n";
+  std::string out =
+      "# postern configuration. Every key is listed with its documentation;\n"
+      "# `postern config-reference` prints the same reference as Markdown.\n";
   std::string table;
   for (const auto& k : schema()) {
     if (table != k.table) {
@@ -221,12 +229,13 @@ std::string render_config(const Config& c) {
 
 std::string config_reference() {
   Config defaults;
-  std::string out = "# Configuration reference\n\nGenerated from the key declarations in "
-                    "`src/app/config_schema.cpp` (`postern config-reference`). Unknown keys are "
-                    "errors.\n\n| key | default | meaning |\n|---|---|---|\n";
+  std::string out =
+      "# Configuration reference\n\nGenerated from the key declarations in "
+      "`src/app/config_schema.cpp` (`postern config-reference`). Unknown keys are "
+      "errors.\n\n| key | default | meaning |\n|---|---|---|\n";
   for (const auto& k : schema())
-    out += "| `" + std::string(k.table) + "." + k.name + "` | `" + render_value(defaults, k.member) +
-           "` | " + k.doc + " |\n";
+    out += "| `" + std::string(k.table) + "." + k.name + "` | `" +
+           render_value(defaults, k.member) + "` | " + k.doc + " |\n";
   return out;
 }
 

@@ -38,7 +38,8 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
   c.data_dir = data_dir;
   std::string address = o.user + "@" + o.domain;
   c.postmaster = address;
-  c.smtp_listen = o.smtp_listen.empty() ? std::vector<std::string>{"127.0.0.1:2525"} : o.smtp_listen;
+  c.smtp_listen =
+      o.smtp_listen.empty() ? std::vector<std::string>{"127.0.0.1:2525"} : o.smtp_listen;
   c.tls_certificate = data_dir + "/tls/cert.pem";
   c.tls_key = data_dir + "/tls/key.pem";
   if (o.argon2_mem_kib) c.argon2_mem_kib = *o.argon2_mem_kib;

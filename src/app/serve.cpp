@@ -63,7 +63,8 @@ int serve(const std::string& config_path, std::ostream& err) {
   s.protocol.vrfy_enabled = c.smtp_vrfy;
   s.protocol.limits.max_message_bytes = static_cast<uint64_t>(c.smtp_max_message_bytes);
   s.protocol.limits.max_recipients = static_cast<std::size_t>(c.smtp_max_recipients);
-  s.protocol.limits.max_command_line_bytes = static_cast<std::size_t>(c.smtp_max_command_line_bytes);
+  s.protocol.limits.max_command_line_bytes =
+      static_cast<std::size_t>(c.smtp_max_command_line_bytes);
   s.protocol.limits.max_text_line_bytes = static_cast<std::size_t>(c.smtp_max_text_line_bytes);
   s.protocol.limits.max_errors = static_cast<std::size_t>(c.smtp_max_errors);
   s.command_timeout = std::chrono::seconds(c.smtp_command_timeout_seconds);

@@ -34,7 +34,7 @@ Result<std::string> create_account(store::Store& s, const Config& c, const std::
   if (!addr) return addr.error();
   auto keys = keys::create_account_keys(*addr, password, argon2_params(c));
   if (!keys) return keys.error();
-  std::vector<store::NewMailbox> boxes = {{"INBOX", ""},         {"Sent", "\\Sent"},
+  std::vector<store::NewMailbox> boxes = {{"INBOX", ""},          {"Sent", "\\Sent"},
                                           {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"},
                                           {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
   auto id = s.create_account(*addr, base::SystemClock().unix_seconds(),
@@ -47,11 +47,21 @@ std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

@@ -12,8 +12,8 @@ std::string Error::describe() const {
 }
 
 void throw_exception_from_error(const Error& e, const boost::source_location& loc) {
-  std::fprintf(stderr, "postern: fatal: value() of a failed Result at %s:%u: %s\n",
-               loc.file_name(), static_cast<unsigned>(loc.line()), e.describe().c_str());
+  std::fprintf(stderr, "postern: fatal: value() of a failed Result at %s:%u: %s\n", loc.file_name(),
+               static_cast<unsigned>(loc.line()), e.describe().c_str());
   std::abort();
 }
 

@@ -14,8 +14,7 @@ namespace postern {
 class Error {
  public:
   Error() = default;
-  Error(std::error_code code, std::string detail = {})
-      : code_(code), detail_(std::move(detail)) {}
+  Error(std::error_code code, std::string detail = {}) : code_(code), detail_(std::move(detail)) {}
 
   const std::error_code& code() const { return code_; }
   const std::string& detail() const { return detail_; }

@@ -20,15 +20,25 @@ Error io_error(int err, std::string_view what, const std::string& path) {
 
 }  // namespace
 
-void install_fault_hooks(FaultHooks* hooks) { g_hooks.store(hooks); }
-FaultHooks* fault_hooks() { return g_hooks.load(std::memory_order_relaxed); }
+void install_fault_hooks(FaultHooks* hooks) {
+  g_hooks.store(hooks);
+}
+FaultHooks* fault_hooks() {
+  return g_hooks.load(std::memory_order_relaxed);
+}
 
 Result<File> File::open(const std::string& path, Mode mode, mode_t perm) {
   int flags = O_CLOEXEC;
   switch (mode) {
-    case Mode::read: flags |= O_RDONLY; break;
-    case Mode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL; break;
-    case Mode::read_write: flags |= O_RDWR; break;
+    case Mode::read:
+      flags |= O_RDONLY;
+      break;
+    case Mode::create_new:
+      flags |= O_RDWR | O_CREAT | O_EXCL;
+      break;
+    case Mode::read_write:
+      flags |= O_RDWR;
+      break;
   }
   if (mode == Mode::create_new)
     if (auto* h = fault_hooks())
@@ -66,8 +76,8 @@ Result<void> File::write_at(uint64_t offset, std::span<const unsigned char> data
     if (int e = h->before_write(path_, offset, data.size())) return io_error(e, "write", path_);
   std::size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return io_error(errno, "write", path_);
@@ -99,7 +109,7 @@ Result<void> File::sync() {
 }
 
 Result<uint64_t> File::size() const {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0) return io_error(errno, "stat", path_);
   return static_cast<uint64_t>(st.st_size);
 }
@@ -107,8 +117,8 @@ Result<uint64_t> File::size() const {
 Result<std::size_t> File::read_at(uint64_t offset, std::span<unsigned char> out) const {
   std::size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return io_error(errno, "read", path_);
@@ -153,7 +163,7 @@ std::string parent_dir(const std::string& path) {
 }
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 

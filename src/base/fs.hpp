@@ -73,7 +73,6 @@ std::string parent_dir(const std::string& path);
 
 // Temp file (O_EXCL) in the same directory, write, fsync, rename over `path`, fsync directory.
 // After success the content survives power loss; after failure `path` is untouched.
-Result<void> write_file_durable(const std::string& path, std::string_view data,
-                                mode_t perm = 0600);
+Result<void> write_file_durable(const std::string& path, std::string_view data, mode_t perm = 0600);
 
 }  // namespace postern::base::fs

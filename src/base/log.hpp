@@ -16,8 +16,8 @@ struct Field {
   Field(std::string_view k, const std::string& v) : key(k), value(v) {}
   Field(std::string_view k, const char* v) : key(k), value(v) {}
   template <class N>
-    requires std::is_arithmetic_v<N>
-  Field(std::string_view k, N v) : key(k), value(std::to_string(v)) {}
+  requires std::is_arithmetic_v<N> Field(std::string_view k, N v)
+      : key(k), value(std::to_string(v)) {}
   std::string_view key;
   std::string value;
 };
@@ -26,9 +26,17 @@ struct Field {
 void init(Level min_level, const std::string& file);
 void event(Level level, std::string_view id, std::initializer_list<Field> fields = {});
 
-inline void info(std::string_view id, std::initializer_list<Field> f = {}) { event(Level::info, id, f); }
-inline void warn(std::string_view id, std::initializer_list<Field> f = {}) { event(Level::warn, id, f); }
-inline void error(std::string_view id, std::initializer_list<Field> f = {}) { event(Level::error, id, f); }
-inline void debug(std::string_view id, std::initializer_list<Field> f = {}) { event(Level::debug, id, f); }
+inline void info(std::string_view id, std::initializer_list<Field> f = {}) {
+  event(Level::info, id, f);
+}
+inline void warn(std::string_view id, std::initializer_list<Field> f = {}) {
+  event(Level::warn, id, f);
+}
+inline void error(std::string_view id, std::initializer_list<Field> f = {}) {
+  event(Level::error, id, f);
+}
+inline void debug(std::string_view id, std::initializer_list<Field> f = {}) {
+  event(Level::debug, id, f);
+}
 
 }  // namespace postern::base::log

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   check_cmd->add_option("--config", config, "Config file")->required();
 
   cli.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
+  // "postern mail list --config F ..." as well as "postern mail --config F list ...".
+  for (auto* group : {user, domain, alias, mail})
+    for (auto* sub : group->get_subcommands({})) sub->fallthrough();
 
   try {
     cli.parse(argc, argv);
@@ -95,9 +98,12 @@ int main(int argc, char** argv) {
     if (*user_list_cmd) return user_list(config, std::cout, std::cerr);
     if (*user_delete_cmd) return user_delete(config, address, std::cout, std::cerr);
   }
-  if (name == "domain" && *domain_add_cmd) return domain_add(config, domain_name, std::cout, std::cerr);
-  if (name == "alias" && *alias_add_cmd) return alias_add(config, address, target, std::cout, std::cerr);
-  if (name == "mail" && *mail_list_cmd) return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
+  if (name == "domain" && *domain_add_cmd)
+    return domain_add(config, domain_name, std::cout, std::cerr);
+  if (name == "alias" && *alias_add_cmd)
+    return alias_add(config, address, target, std::cout, std::cerr);
+  if (name == "mail" && *mail_list_cmd)
+    return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
   std::cerr << cli.help();
   return exit_usage;
 }

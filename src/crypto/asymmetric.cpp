@@ -36,7 +36,8 @@ Result<std::string> x25519_public_from_secret(std::string_view secret) {
 
 KeyPair ed25519_keypair() {
   init();
-  KeyPair kp{std::string(crypto_sign_PUBLICKEYBYTES, '\0'), SecretBytes(crypto_sign_SECRETKEYBYTES)};
+  KeyPair kp{std::string(crypto_sign_PUBLICKEYBYTES, '\0'),
+             SecretBytes(crypto_sign_SECRETKEYBYTES)};
   crypto_sign_keypair(reinterpret_cast<unsigned char*>(kp.public_key.data()), kp.secret_key.data());
   return kp;
 }

@@ -15,7 +15,9 @@ namespace postern::crypto {
 
 enum class Errc { init = 1, bad_key, bad_nonce, auth_failed, bad_point, internal, bad_input };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // Must run once before anything else (idempotent, thread-safe).
 void init();
@@ -95,8 +97,8 @@ Result<SecretBytes> argon2id(std::string_view password, std::string_view salt,
                              const Argon2Params& params, std::size_t out_bytes);
 
 // RFC 5869 HKDF-SHA256 (OpenSSL EVP_KDF).
-Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt,
-                                std::string_view info, std::size_t out_bytes);
+Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt, std::string_view info,
+                                std::size_t out_bytes);
 
 std::string random_bytes(std::size_t n);
 SecretBytes random_secret(std::size_t n);

@@ -22,8 +22,8 @@ Result<SecretBytes> argon2id(std::string_view password, std::string_view salt,
   return out;
 }
 
-Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt,
-                                std::string_view info, std::size_t out_bytes) {
+Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt, std::string_view info,
+                                std::size_t out_bytes) {
   if (out_bytes == 0 || out_bytes > 255 * 32) return Error(Errc::bad_input, "hkdf length");
   EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (!kdf) return Error(Errc::internal, "HKDF unavailable");

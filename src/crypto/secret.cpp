@@ -21,13 +21,20 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "crypto"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::init: return "crypto library initialisation failed";
-        case Errc::bad_key: return "bad key length";
-        case Errc::bad_nonce: return "bad nonce length";
-        case Errc::auth_failed: return "authentication failed";
-        case Errc::bad_point: return "invalid public key";
-        case Errc::internal: return "crypto library error";
-        case Errc::bad_input: return "bad input";
+        case Errc::init:
+          return "crypto library initialisation failed";
+        case Errc::bad_key:
+          return "bad key length";
+        case Errc::bad_nonce:
+          return "bad nonce length";
+        case Errc::auth_failed:
+          return "authentication failed";
+        case Errc::bad_point:
+          return "invalid public key";
+        case Errc::internal:
+          return "crypto library error";
+        case Errc::bad_input:
+          return "bad input";
       }
       return "crypto error";
     }
@@ -72,7 +79,9 @@ SecretBytes::~SecretBytes() {
   }
 }
 
-long SecretBytes::live_count() { return g_live.load(); }
+long SecretBytes::live_count() {
+  return g_live.load();
+}
 
 void wipe(std::string& s) {
   if (!s.empty()) sodium_memzero(s.data(), s.size());

@@ -10,10 +10,14 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "keys"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::wrong_password: return "wrong password";
-        case Errc::wrong_recovery_key: return "wrong recovery key";
-        case Errc::corrupt_keyring: return "keyring corrupt";
-        case Errc::empty_password: return "empty password";
+        case Errc::wrong_password:
+          return "wrong password";
+        case Errc::wrong_recovery_key:
+          return "wrong recovery key";
+        case Errc::corrupt_keyring:
+          return "keyring corrupt";
+        case Errc::empty_password:
+          return "empty password";
       }
       return "keys error";
     }
@@ -150,7 +154,8 @@ Result<NewAccountKeys> create_account_keys(std::string_view address, std::string
   auto rwrap = recovery_wrap_key(address, recovery, k.recovery_salt);
   if (!rwrap) return rwrap.error();
   auto b = bundle(u);
-  k.wrapped_by_recovery = crypto::seal_random_nonce(rwrap->view(), label("keyring", address), b.view());
+  k.wrapped_by_recovery =
+      crypto::seal_random_nonce(rwrap->view(), label("keyring", address), b.view());
   out.recovery_key = display_recovery(recovery);
 
   auto rewrapped = rewrap_password(address, k, u, password, params);

@@ -57,10 +57,10 @@ Result<Keyring> Keyring::parse(std::string_view in) {
   in.remove_prefix(tag.size());
   Keyring k;
   bool ok = get(in, k.storage_public) && get(in, k.identity_sign_public) &&
-            get(in, k.identity_dh_public) && get(in, k.password_salt) &&
-            get_u64(in, k.argon_ops) && get_u64(in, k.argon_mem) &&
-            get(in, k.password_verifier) && get(in, k.wrapped_by_password) &&
-            get(in, k.recovery_salt) && get(in, k.wrapped_by_recovery) && in.empty();
+            get(in, k.identity_dh_public) && get(in, k.password_salt) && get_u64(in, k.argon_ops) &&
+            get_u64(in, k.argon_mem) && get(in, k.password_verifier) &&
+            get(in, k.wrapped_by_password) && get(in, k.recovery_salt) &&
+            get(in, k.wrapped_by_recovery) && in.empty();
   if (!ok) return Error(Errc::corrupt_keyring);
   return k;
 }

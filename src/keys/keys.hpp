@@ -16,7 +16,9 @@ namespace postern::keys {
 
 enum class Errc { wrong_password = 1, wrong_recovery_key, corrupt_keyring, empty_password };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // The account's secrets, unwrapped for the length of a session.
 struct UnlockedKeys {
@@ -69,8 +71,7 @@ struct SealedMessage {
 };
 Result<SealedMessage> seal_message(std::string_view storage_public, std::string_view content,
                                    std::string_view summary);
-Result<crypto::SecretBytes> open_content_key(const UnlockedKeys& keys,
-                                             std::string_view sealed_key);
+Result<crypto::SecretBytes> open_content_key(const UnlockedKeys& keys, std::string_view sealed_key);
 Result<std::string> open_blob(const crypto::SecretBytes& content_key, std::string_view blob);
 Result<std::string> open_summary(const crypto::SecretBytes& content_key, std::string_view summary);
 

@@ -12,16 +12,34 @@ namespace {
 bool is_atext(unsigned char c) {
   if (std::isalnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
-    case '|': case '}': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~':
       return true;
     default:
       return false;
   }
 }
 
-bool is_let_dig(unsigned char c) { return std::isalnum(c) != 0; }
+bool is_let_dig(unsigned char c) {
+  return std::isalnum(c) != 0;
+}
 
 std::string lower_ascii(std::string_view s) {
   std::string out(s);
@@ -49,14 +67,22 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "mime"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::empty: return "empty address";
-        case Errc::syntax: return "address syntax error";
-        case Errc::local_part_too_long: return "local part longer than 64 octets";
-        case Errc::domain_too_long: return "domain longer than 255 octets";
-        case Errc::non_ascii: return "non-ASCII address without SMTPUTF8";
-        case Errc::bad_utf8: return "invalid UTF-8";
-        case Errc::too_many_headers: return "too many header fields";
-        case Errc::header_too_long: return "header field too long";
+        case Errc::empty:
+          return "empty address";
+        case Errc::syntax:
+          return "address syntax error";
+        case Errc::local_part_too_long:
+          return "local part longer than 64 octets";
+        case Errc::domain_too_long:
+          return "domain longer than 255 octets";
+        case Errc::non_ascii:
+          return "non-ASCII address without SMTPUTF8";
+        case Errc::bad_utf8:
+          return "invalid UTF-8";
+        case Errc::too_many_headers:
+          return "too many header fields";
+        case Errc::header_too_long:
+          return "header field too long";
       }
       return "mime error";
     }
@@ -140,7 +166,9 @@ std::string Mailbox::str() const {
   return out + "@" + domain;
 }
 
-std::string Mailbox::lookup_key() const { return lower_ascii(local) + "@" + domain; }
+std::string Mailbox::lookup_key() const {
+  return lower_ascii(local) + "@" + domain;
+}
 
 Result<Mailbox> parse_mailbox(std::string_view text, bool allow_utf8) {
   if (text.empty()) return Error(Errc::empty);

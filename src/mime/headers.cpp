@@ -63,8 +63,8 @@ Result<HeaderSection> parse_header_section(std::string_view msg, const HeaderLim
     }
     if (field_end - pos > limits.max_header_bytes) return Error(Errc::header_too_long);
     if (hs.headers.size() >= limits.max_headers) return Error(Errc::too_many_headers);
-    hs.headers.push_back(Header{msg.substr(pos, colon),
-                                msg.substr(pos + colon + 1, field_end - pos - colon - 1)});
+    hs.headers.push_back(
+        Header{msg.substr(pos, colon), msg.substr(pos + colon + 1, field_end - pos - colon - 1)});
     pos = field_end == msg.size() ? msg.size() : field_end + 2;
   }
   hs.body_offset = pos;

@@ -25,17 +25,19 @@ enum class Errc {
   header_too_long,
 };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // RFC 5321 4.5.3.1 limits.
 inline constexpr std::size_t max_local_part_bytes = 64;
 inline constexpr std::size_t max_domain_bytes = 255;
 
 struct Mailbox {
-  std::string local;   // as sent (quoted-string content unescaped)
-  std::string domain;  // ASCII parts lowercased; an address literal keeps its brackets
-  bool utf8 = false;   // contains non-ASCII (needs SMTPUTF8)
-  std::string str() const;      // local@domain, re-quoting the local part when needed
+  std::string local;               // as sent (quoted-string content unescaped)
+  std::string domain;              // ASCII parts lowercased; an address literal keeps its brackets
+  bool utf8 = false;               // contains non-ASCII (needs SMTPUTF8)
+  std::string str() const;         // local@domain, re-quoting the local part when needed
   std::string lookup_key() const;  // lowercased form used to find accounts
 };
 

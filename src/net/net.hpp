@@ -16,7 +16,9 @@ namespace postern::net {
 
 enum class Errc { bad_address = 1, tls_setup };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 struct Endpoint {
   std::string host;  // IPv4 or IPv6 literal

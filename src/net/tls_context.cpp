@@ -1,5 +1,5 @@
-#include <boost/asio/ssl/context.hpp>
 #include <openssl/ssl.h>
+#include <boost/asio/ssl/context.hpp>
 
 #include "net/net.hpp"
 
@@ -10,8 +10,10 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "net"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::bad_address: return "bad listen address";
-        case Errc::tls_setup: return "TLS setup failed";
+        case Errc::bad_address:
+          return "bad listen address";
+        case Errc::tls_setup:
+          return "TLS setup failed";
       }
       return "net error";
     }

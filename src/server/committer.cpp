@@ -17,8 +17,10 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "server"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::shutting_down: return "server shutting down";
-        case Errc::no_mailbox: return "recipient has no INBOX";
+        case Errc::shutting_down:
+          return "server shutting down";
+        case Errc::no_mailbox:
+          return "recipient has no INBOX";
       }
       return "server error";
     }
@@ -53,7 +55,8 @@ struct Committer::Impl {
         cv.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping and drained
         std::size_t n = 0;
-        while (!queue.empty() && (batch.empty() || n + queue.front().messages.size() <= max_batch)) {
+        while (!queue.empty() &&
+               (batch.empty() || n + queue.front().messages.size() <= max_batch)) {
           n += queue.front().messages.size();
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
@@ -85,8 +88,8 @@ struct Committer::Impl {
     }
     commits.fetch_add(1);
     if (!result) {
-      base::log::error("delivery.commit.failed", {{"messages", records.size()},
-                                                  {"error", result.error().describe()}});
+      base::log::error("delivery.commit.failed",
+                       {{"messages", records.size()}, {"error", result.error().describe()}});
       for (const auto& rec : records) (void)blobs.remove(rec.blob_id);
     }
     for (auto& j : batch) j.done(result);
@@ -96,7 +99,9 @@ struct Committer::Impl {
 Committer::Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch)
     : impl_(std::make_unique<Impl>(store, blobs, max_batch)) {}
 
-Committer::~Committer() { stop(); }
+Committer::~Committer() {
+  stop();
+}
 
 void Committer::submit(std::vector<PreparedMessage> messages,
                        std::function<void(Result<void>)> done) {
@@ -120,6 +125,8 @@ void Committer::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-uint64_t Committer::commits() const { return impl_->commits.load(); }
+uint64_t Committer::commits() const {
+  return impl_->commits.load();
+}
 
 }  // namespace postern::server

@@ -24,7 +24,8 @@ std::string received_header(const DeliveryRequest& in, const base::Clock& clock,
 
 }  // namespace
 
-Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc, const DeliveryRequest& in) {
+Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
+                                                      const DeliveryRequest& in) {
   std::vector<PreparedMessage> out;
   std::map<int64_t, std::string> targets;  // account -> the first address that reached it
   for (const auto& rcpt : in.envelope.recipients) {
@@ -73,6 +74,5 @@ smtp::Reply delivery_failure_reply(const Error& e) {
     return {452, "4.3.1", "Insufficient system storage, try again later"};
   return {451, "4.3.0", "Temporary storage failure, try again later"};
 }
-
 
 }  // namespace postern::server

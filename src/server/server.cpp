@@ -52,8 +52,8 @@ Result<void> drop_privileges(const std::string& user) {
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::shared_ptr<SmtpShared> shared) {
   while (acceptor.is_open()) {
-    auto [ec, socket] =
-        co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()), nothrow_awaitable);
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
+                                                       nothrow_awaitable);
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       base::log::warn("smtp.accept.failed", {{"error", ec.message()}});
@@ -99,15 +99,15 @@ std::vector<std::string> Server::bound() const {
 
 Result<void> Server::run() {
   auto& m = *impl_;
-  for (auto& acc : m.acceptors)
-    asio::co_spawn(m.io, accept_loop(acc, m.smtp), asio::detached);
+  for (auto& acc : m.acceptors) asio::co_spawn(m.io, accept_loop(acc, m.smtp), asio::detached);
   m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) {
       base::log::info("server.stopping", {{"signal", sig}});
       stop();
     }
   });
-  for (const auto& b : bound()) base::log::info("server.listening", {{"protocol", "smtp"}, {"address", b}});
+  for (const auto& b : bound())
+    base::log::info("server.listening", {{"protocol", "smtp"}, {"address", b}});
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < m.options.io_threads; ++i) threads.emplace_back([&m] { m.io.run(); });
   m.io.run();

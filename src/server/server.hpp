@@ -23,7 +23,9 @@ namespace postern::server {
 
 enum class Errc { shutting_down = 1, no_mailbox };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // A message ready to commit: already encrypted, its blob already durable on disk.
 struct PreparedMessage {
@@ -59,7 +61,7 @@ class Committer {
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
   void submit(std::vector<PreparedMessage> messages, std::function<void(Result<void>)> done);
-  void stop();  // finishes what was submitted, then refuses new work
+  void stop();               // finishes what was submitted, then refuses new work
   uint64_t commits() const;  // number of batches committed (tests check grouping)
 
  private:

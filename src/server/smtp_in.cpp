@@ -89,7 +89,7 @@ struct Watchdog {
 asio::awaitable<void> watch(std::shared_ptr<Watchdog> w) {
   while (!w->done) {
     w->timer.expires_at(w->deadline);
-    auto [ec] = co_await w->timer.async_wait(nothrow_awaitable);
+    co_await w->timer.async_wait(nothrow_awaitable);
     if (w->done) co_return;
     if (std::chrono::steady_clock::now() >= w->deadline) {
       w->expired = true;
@@ -141,23 +141,29 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   Stream stream(std::move(socket));
   auto verdict = shared->tracker.acquire(ip);
   if (verdict != ConnectionTracker::Verdict::ok) {
-    base::log::warn("smtp.connection.refused",
-                    {{"sid", sid}, {"ip", ip},
-                     {"reason", verdict == ConnectionTracker::Verdict::too_many_from_ip
-                                    ? "per-ip limit"
-                                    : "total limit"}});
-    co_await stream.write(smtp::format_reply(
-        {421, "4.7.0",
-         settings.protocol.hostname + (verdict == ConnectionTracker::Verdict::too_many_from_ip
-                                           ? " Too many connections from your address"
-                                           : " Too many connections, try again later")}));
+    base::log::warn(
+        "smtp.connection.refused",
+        {{"sid", sid},
+         {"ip", ip},
+         {"reason", verdict == ConnectionTracker::Verdict::too_many_from_ip ? "per-ip limit"
+                                                                            : "total limit"}});
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries wrongly.
+    smtp::Reply refusal{
+        421, "4.7.0",
+        settings.protocol.hostname + (verdict == ConnectionTracker::Verdict::too_many_from_ip
+                                          ? " Too many connections from your address"
+                                          : " Too many connections, try again later")};
+    std::string text = smtp::format_reply(refusal);
+    co_await stream.write(std::move(text));
     co_return;
   }
   base::log::info("smtp.session.start", {{"sid", sid}, {"ip", ip}});
 
   auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor());
   watchdog->socket = &stream.socket();
-  auto arm = [&](std::chrono::seconds d) { watchdog->deadline = std::chrono::steady_clock::now() + d; };
+  auto arm = [&](std::chrono::seconds d) {
+    watchdog->deadline = std::chrono::steady_clock::now() + d;
+  };
   arm(settings.command_timeout);
   asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
 
@@ -173,7 +179,8 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   while (true) {
     smtp::Action action = machine.next();
     if (machine.has_output() && action != smtp::Action::verify_recipient) {
-      if (auto wec = co_await stream.write(machine.take_output())) {
+      std::string out = machine.take_output();
+      if (auto wec = co_await stream.write(std::move(out))) {
         end_reason = "write error";
         break;
       }
@@ -190,7 +197,8 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
           arm(std::chrono::seconds(10));
           watchdog->timer.cancel();
           asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
-          co_await stream.write(machine.take_output());
+          std::string out = machine.take_output();
+          co_await stream.write(std::move(out));
         } else {
           end_reason = rec == asio::error::eof ? "disconnect" : "read error";
         }
@@ -217,12 +225,13 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       in->hostname = settings.protocol.hostname;
       Services s = svc;
       auto job = [s, in] { return prepare_delivery(s, *in); };
-      auto prepared =
-          co_await run_blocking<Result<std::vector<PreparedMessage>>>(*shared->pool, std::move(job));
+      auto prepared = co_await run_blocking<Result<std::vector<PreparedMessage>>>(*shared->pool,
+                                                                                  std::move(job));
       smtp::Reply reply{250, "2.0.0", "Ok: queued as " + in->queue_id};
       if (!prepared) {
-        base::log::error("smtp.deliver.failed",
-                         {{"sid", sid}, {"id", in->queue_id}, {"error", prepared.error().describe()}});
+        base::log::error(
+            "smtp.deliver.failed",
+            {{"sid", sid}, {"id", in->queue_id}, {"error", prepared.error().describe()}});
         reply = delivery_failure_reply(prepared.error());
       } else {
         std::size_t count = prepared->size();
@@ -232,8 +241,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
         };
         auto committed = co_await await_callback<Result<void>>(std::move(submit));
         if (!committed) {
-          base::log::error("smtp.deliver.failed", {{"sid", sid}, {"id", in->queue_id},
-                                                   {"error", committed.error().describe()}});
+          base::log::error(
+              "smtp.deliver.failed",
+              {{"sid", sid}, {"id", in->queue_id}, {"error", committed.error().describe()}});
           reply = delivery_failure_reply(committed.error());
         } else {
           ++delivered;
@@ -261,7 +271,8 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);
   shared->tracker.release(ip);
-  base::log::info("smtp.session.end", {{"sid", sid}, {"reason", end_reason}, {"delivered", delivered}});
+  base::log::info("smtp.session.end",
+                  {{"sid", sid}, {"reason", end_reason}, {"delivered", delivered}});
 }
 
 }  // namespace postern::server

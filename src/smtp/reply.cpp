@@ -20,6 +20,8 @@ std::string format_reply(int code, std::string_view enhanced,
   return out;
 }
 
-std::string format_reply(const Reply& r) { return format_reply(r.code, r.enhanced, {r.text}); }
+std::string format_reply(const Reply& r) {
+  return format_reply(r.code, r.enhanced, {r.text});
+}
 
 }  // namespace postern::smtp

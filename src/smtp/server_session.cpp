@@ -39,7 +39,9 @@ void ServerSession::reply(int code, std::string_view enhanced, std::string_view 
   out_ += format_reply(code, enhanced, {std::string(text)});
 }
 
-std::string ServerSession::take_output() { return std::exchange(out_, {}); }
+std::string ServerSession::take_output() {
+  return std::exchange(out_, {});
+}
 
 void ServerSession::feed(std::string_view bytes) {
   if (state_ == State::closed) return;
@@ -208,13 +210,10 @@ Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) 
     reply(250, "", opt_.hostname);
     return Action::read;
   }
-  std::vector<std::string> lines{opt_.hostname,
-                                 "PIPELINING",
-                                 "SIZE " + std::to_string(opt_.limits.max_message_bytes),
-                                 "8BITMIME",
-                                 "SMTPUTF8",
-                                 "ENHANCEDSTATUSCODES",
-                                 "CHUNKING"};
+  std::vector<std::string> lines{
+      opt_.hostname, "PIPELINING", "SIZE " + std::to_string(opt_.limits.max_message_bytes),
+      "8BITMIME",    "SMTPUTF8",   "ENHANCEDSTATUSCODES",
+      "CHUNKING"};
   if (opt_.starttls_offered && !opt_.tls_active) lines.push_back("STARTTLS");
   out_ += format_reply(250, "", lines);
   return Action::read;
@@ -284,7 +283,8 @@ Action ServerSession::command_rcpt(std::string_view arg) {
     if (!params) return error(501, "5.5.4", "Bad RCPT parameter syntax");
     if (!params->empty()) return error(555, "5.5.4", "Unsupported RCPT parameter");
   }
-  if (env_.recipients.size() >= opt_.limits.max_recipients || ++rcpt_attempts_ > 4 * opt_.limits.max_recipients) {
+  if (env_.recipients.size() >= opt_.limits.max_recipients ||
+      ++rcpt_attempts_ > 4 * opt_.limits.max_recipients) {
     reply(452, "4.5.3", "Too many recipients");
     return Action::read;
   }
@@ -457,8 +457,8 @@ Action ServerSession::command_bdat(std::string_view arg) {
 }
 
 Action ServerSession::step_bdat() {
-  std::size_t take = static_cast<std::size_t>(
-      std::min<uint64_t>(bdat_remaining_, in_.size() - in_pos_));
+  std::size_t take =
+      static_cast<std::size_t>(std::min<uint64_t>(bdat_remaining_, in_.size() - in_pos_));
   std::string_view chunk(in_.data() + in_pos_, take);
   if (!bdat_failed_) {
     for (char c : chunk) {

@@ -24,7 +24,8 @@ struct Reply {
   std::string text;
 };
 // "250-a\r\n250 b\r\n": one line per element of `lines`; enhanced code on each line.
-std::string format_reply(int code, std::string_view enhanced, const std::vector<std::string>& lines);
+std::string format_reply(int code, std::string_view enhanced,
+                         const std::vector<std::string>& lines);
 std::string format_reply(const Reply& r);
 
 struct Limits {

@@ -34,7 +34,8 @@ Result<void> BlobStore::open() {
     if (!d) continue;
     while (dirent* f = ::readdir(d)) {
       std::string fn = f->d_name;
-      if (fn.size() > 4 && fn.substr(fn.size() - 4) == ".tmp") (void)base::fs::remove(sub + "/" + fn);
+      if (fn.size() > 4 && fn.substr(fn.size() - 4) == ".tmp")
+        (void)base::fs::remove(sub + "/" + fn);
     }
     ::closedir(d);
   }

@@ -19,7 +19,9 @@ namespace postern::store {
 
 enum class Errc { not_found = 1, exists, corrupt, io, full, schema, invalid };
 const std::error_category& category();
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 struct Account {
   int64_t id = 0;
@@ -74,8 +76,7 @@ class Store {
 
   // Creates the account, its mailboxes and an alias-free address in one transaction.
   virtual Result<int64_t> create_account(const std::string& address, int64_t created,
-                                         std::string_view storage_public,
-                                         std::string_view keyring,
+                                         std::string_view storage_public, std::string_view keyring,
                                          const std::vector<NewMailbox>& mailboxes) = 0;
   virtual Result<std::optional<Account>> find_account(std::string_view address) = 0;
   virtual Result<std::optional<Account>> account_by_id(int64_t id) = 0;

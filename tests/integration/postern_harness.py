@@ -88,11 +88,16 @@ def parse_args(flags=(), options=None):
 
 _live = set()
 _live_lock = threading.Lock()
+_closing = False  # set at exit: no new servers from then on (a test thread may still run)
 
 
 def _register(proc):
     with _live_lock:
-        _live.add(proc)
+        if not _closing:
+            _live.add(proc)
+            return
+    kill_process(proc)
+    raise RuntimeError("the test harness is shutting down")
 
 
 def _unregister(proc):
@@ -133,7 +138,9 @@ def kill_process(proc):
 
 @atexit.register
 def _stop_all():
+    global _closing
     with _live_lock:
+        _closing = True
         procs = list(_live)
     for p in procs:
         stop_process(p, grace=3.0)

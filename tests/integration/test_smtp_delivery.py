@@ -19,7 +19,6 @@ import email.message
 import email.utils
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time

@@ -389,9 +389,14 @@ class Postfix:
         return run(["postconf", "-c", self.config_dir] + list(args), env=self.env())
 
     def start(self, timeout=30.0):
-        r = self.postfix("start")
-        if r.returncode != 0:
-            raise RuntimeError(f"postfix start failed ({r.returncode}):\n{r.stdout}\n{self.log_tail()}")
+        # No pipes for a command that leaves daemons behind (see Dovecot.start).
+        out_path = os.path.join(self.base, "postfix.start.out")
+        with open(out_path, "w") as out:
+            rc = subprocess.call(["postfix", "-c", self.config_dir, "start"], env=self.env(),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        if rc != 0:
+            with open(out_path, errors="replace") as f:
+                raise RuntimeError(f"postfix start failed ({rc}):\n{f.read()}\n{self.log_tail()}")
         self.started = True
         wait_for_port(self.host, self.port, timeout, what="postfix smtpd")
         self.known_pids |= set(self.instance_pids())
@@ -557,9 +562,15 @@ service lmtp {{
         os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
 
     def start(self, timeout=30.0):
-        r = run(["dovecot", "-c", self.conf])
-        if r.returncode != 0:
-            raise RuntimeError(f"dovecot failed to start ({r.returncode}):\n{r.stdout}\n{self.log_tail()}")
+        # The daemon may keep inherited descriptors open: no pipes here, or
+        # waiting for EOF would hang.
+        out_path = os.path.join(self.base, "dovecot.start.out")
+        with open(out_path, "w") as out:
+            rc = subprocess.call(["dovecot", "-c", self.conf], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=out)
+        if rc != 0:
+            with open(out_path, errors="replace") as f:
+                raise RuntimeError(f"dovecot failed to start ({rc}):\n{f.read()}\n{self.log_tail()}")
         pidfile = os.path.join(self.run_dir, "master.pid")
         deadline = time.monotonic() + timeout
         while not os.path.exists(pidfile) and time.monotonic() < deadline:

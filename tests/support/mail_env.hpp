@@ -24,7 +24,8 @@ struct MailEnv {
   int64_t account_id = 0;
 
   MailEnv() {
-    dir = std::filesystem::temp_directory_path() / ("postern-env-" + base::system_random().token(6));
+    dir =
+        std::filesystem::temp_directory_path() / ("postern-env-" + base::system_random().token(6));
     std::filesystem::create_directories(dir);
     open();
     (void)store->add_domain("example.test");

@@ -5,15 +5,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cerrno>
 #include <filesystem>
 
 namespace postern::testing {
 namespace {
 
-std::string parent(const std::string& p) { return base::fs::parent_dir(p); }
+std::string parent(const std::string& p) {
+  return base::fs::parent_dir(p);
+}
 
 bool is_sqlite_journal(const std::string& p) {
   auto ends = [&](std::string_view s) {
@@ -23,7 +25,7 @@ bool is_sqlite_journal(const std::string& p) {
 }
 
 std::string read_range(const std::string& path, uint64_t off, std::size_t len, uint64_t& size) {
-  struct stat st{};
+  struct stat st {};
   size = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   std::string out;
   if (off >= size) return out;
@@ -44,12 +46,18 @@ void write_range(const std::string& path, uint64_t off, const std::string& data)
   ::close(fd);
 }
 
-void set_size(const std::string& path, uint64_t size) { (void)::truncate(path.c_str(), static_cast<off_t>(size)); }
+void set_size(const std::string& path, uint64_t size) {
+  (void)::truncate(path.c_str(), static_cast<off_t>(size));
+}
 
 }  // namespace
 
-PowerLossSimulator::PowerLossSimulator() { base::fs::install_fault_hooks(this); }
-PowerLossSimulator::~PowerLossSimulator() { base::fs::install_fault_hooks(nullptr); }
+PowerLossSimulator::PowerLossSimulator() {
+  base::fs::install_fault_hooks(this);
+}
+PowerLossSimulator::~PowerLossSimulator() {
+  base::fs::install_fault_hooks(nullptr);
+}
 
 void PowerLossSimulator::crash_after(std::size_t ops) {
   std::lock_guard l(mu_);
@@ -75,7 +83,9 @@ void PowerLossSimulator::fail_when(std::function<bool(const std::string&, const 
 
 int PowerLossSimulator::gate(const std::string& kind, const std::string& path) {
   static const bool trace = std::getenv("POSTERN_SIM_TRACE") != nullptr;
-  if (trace) std::fprintf(stderr, "sim %zu %s %s%s\n", ops_, kind.c_str(), path.c_str(), crashed_ || ops_ >= crash_at_ ? " (dead)" : "");
+  if (trace)
+    std::fprintf(stderr, "sim %zu %s %s%s\n", ops_, kind.c_str(), path.c_str(),
+                 crashed_ || ops_ >= crash_at_ ? " (dead)" : "");
   if (crashed_) return EIO;
   if (ops_++ >= crash_at_) {
     crashed_ = true;
@@ -88,7 +98,9 @@ int PowerLossSimulator::gate(const std::string& kind, const std::string& path) {
 int PowerLossSimulator::before_create(const std::string& path) {
   std::lock_guard l(mu_);
   if (int e = gate("create", path)) return e;
-  Undo u{Undo::Kind::create, path};
+  Undo u;
+  u.kind = Undo::Kind::create;
+  u.path = path;
   u.existed = std::filesystem::exists(path);
   if (!u.existed) journal_.push_back(u);
   return 0;
@@ -97,7 +109,9 @@ int PowerLossSimulator::before_create(const std::string& path) {
 int PowerLossSimulator::before_write(const std::string& path, uint64_t offset, std::size_t len) {
   std::lock_guard l(mu_);
   if (int e = gate("write", path)) return e;
-  Undo u{Undo::Kind::write, path};
+  Undo u;
+  u.kind = Undo::Kind::write;
+  u.path = path;
   u.offset = offset;
   u.old_bytes = read_range(path, offset, len, u.old_size);
   journal_.push_back(std::move(u));
@@ -107,7 +121,9 @@ int PowerLossSimulator::before_write(const std::string& path, uint64_t offset, s
 int PowerLossSimulator::before_truncate(const std::string& path, uint64_t size) {
   std::lock_guard l(mu_);
   if (int e = gate("truncate", path)) return e;
-  Undo u{Undo::Kind::truncate, path};
+  Undo u;
+  u.kind = Undo::Kind::truncate;
+  u.path = path;
   u.offset = size;
   u.old_bytes = read_range(path, size, SIZE_MAX / 2, u.old_size);
   journal_.push_back(std::move(u));
@@ -143,7 +159,10 @@ void PowerLossSimulator::forget_directory_entries(const std::string& dir) {
 int PowerLossSimulator::before_rename(const std::string& from, const std::string& to) {
   std::lock_guard l(mu_);
   if (int e = gate("rename", from)) return e;
-  Undo u{Undo::Kind::rename, from, to};
+  Undo u;
+  u.kind = Undo::Kind::rename;
+  u.path = from;
+  u.path2 = to;
   u.existed = std::filesystem::exists(to);
   if (u.existed) u.old_bytes = read_range(to, 0, SIZE_MAX / 2, u.old_size);
   journal_.push_back(std::move(u));
@@ -153,7 +172,9 @@ int PowerLossSimulator::before_rename(const std::string& from, const std::string
 int PowerLossSimulator::before_remove(const std::string& path) {
   std::lock_guard l(mu_);
   if (int e = gate("remove", path)) return e;
-  Undo u{Undo::Kind::remove, path};
+  Undo u;
+  u.kind = Undo::Kind::remove;
+  u.path = path;
   u.existed = std::filesystem::exists(path);
   if (u.existed) {
     u.old_bytes = read_range(path, 0, SIZE_MAX / 2, u.old_size);

@@ -41,7 +41,7 @@ class PowerLossSimulator final : public base::fs::FaultHooks {
 
  private:
   struct Undo {
-    enum class Kind { write, truncate, create, rename, remove } kind;
+    enum class Kind { write, truncate, create, rename, remove } kind = Kind::write;
     std::string path, path2;
     uint64_t offset = 0;
     std::string old_bytes;

@@ -16,7 +16,9 @@ Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
 Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
   if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
 }
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() {
+  sqlite3_finalize(stmt_);
+}
 
 Stmt& Stmt::bind(int i, int64_t v) {
   sqlite3_bind_int64(stmt_, i, v);
@@ -34,8 +36,12 @@ void Stmt::reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
 }
-int Stmt::step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
-int64_t Stmt::int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+int Stmt::step() {
+  return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR;
+}
+int64_t Stmt::int64(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
 std::string Stmt::text(int col) const {
   auto* p = sqlite3_column_text(stmt_, col);
   return p ? std::string(reinterpret_cast<const char*>(p),
@@ -58,9 +64,9 @@ Result<void> Stmt::run(std::string_view what) {
 
 Result<Connection> Connection::open(const std::string& path, int busy_timeout_ms) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           vfs_name());
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs_name());
   if (rc != SQLITE_OK) {
     Error e = sqlite_error(db, rc, "open " + path);
     sqlite3_close_v2(db);

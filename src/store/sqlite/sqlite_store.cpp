@@ -15,13 +15,20 @@ const std::error_category& category() {
     const char* name() const noexcept override { return "store"; }
     std::string message(int e) const override {
       switch (static_cast<Errc>(e)) {
-        case Errc::not_found: return "not found";
-        case Errc::exists: return "already exists";
-        case Errc::corrupt: return "database corrupt";
-        case Errc::io: return "storage I/O error";
-        case Errc::full: return "storage full";
-        case Errc::schema: return "database schema newer than this postern";
-        case Errc::invalid: return "invalid argument";
+        case Errc::not_found:
+          return "not found";
+        case Errc::exists:
+          return "already exists";
+        case Errc::corrupt:
+          return "database corrupt";
+        case Errc::io:
+          return "storage I/O error";
+        case Errc::full:
+          return "storage full";
+        case Errc::schema:
+          return "database schema newer than this postern";
+        case Errc::invalid:
+          return "invalid argument";
       }
       return "store error";
     }
@@ -81,7 +88,8 @@ class SqliteStore final : public Store {
 
   Result<void> migrate() {
     std::lock_guard lock(write_mu_);
-    if (auto r = writer_.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    if (auto r =
+            writer_.exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
         !r)
       return r;
     int64_t version = 0;
@@ -153,8 +161,8 @@ class SqliteStore final : public Store {
   Result<std::optional<Account>> find_account(std::string_view address) override {
     auto c = reader();
     if (!c) return c.error();
-    Stmt s(c->get(), (std::string("SELECT ") + account_columns +
-                      " FROM accounts WHERE address = ?").c_str());
+    Stmt s(c->get(),
+           (std::string("SELECT ") + account_columns + " FROM accounts WHERE address = ?").c_str());
     if (s.bind(1, address).step() != SQLITE_ROW) return std::optional<Account>();
     return std::optional<Account>(read_account(s));
   }
@@ -171,7 +179,8 @@ class SqliteStore final : public Store {
   Result<std::vector<Account>> accounts() override {
     auto c = reader();
     if (!c) return c.error();
-    Stmt s(c->get(), (std::string("SELECT ") + account_columns + " FROM accounts ORDER BY id").c_str());
+    Stmt s(c->get(),
+           (std::string("SELECT ") + account_columns + " FROM accounts ORDER BY id").c_str());
     std::vector<Account> out;
     while (s.step() == SQLITE_ROW) out.push_back(read_account(s));
     return out;

@@ -21,10 +21,16 @@ struct ShimFile {
 sqlite3_vfs* g_real = nullptr;
 sqlite3_io_methods g_methods{};
 
-sqlite3_file* real(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
-const std::string& path_of(sqlite3_file* f) { return *reinterpret_cast<ShimFile*>(f)->path; }
+sqlite3_file* real(sqlite3_file* f) {
+  return reinterpret_cast<ShimFile*>(f)->real;
+}
+const std::string& path_of(sqlite3_file* f) {
+  return *reinterpret_cast<ShimFile*>(f)->path;
+}
 
-int map_errno(int e, int generic) { return e == ENOSPC ? SQLITE_FULL : generic; }
+int map_errno(int e, int generic) {
+  return e == ENOSPC ? SQLITE_FULL : generic;
+}
 
 int x_close(sqlite3_file* f) {
   auto* s = reinterpret_cast<ShimFile*>(f);
@@ -53,25 +59,39 @@ int x_sync(sqlite3_file* f, int flags) {
     if (int e = h->before_sync(path_of(f))) return map_errno(e, SQLITE_IOERR_FSYNC);
   return real(f)->pMethods->xSync(real(f), flags);
 }
-int x_file_size(sqlite3_file* f, sqlite3_int64* s) { return real(f)->pMethods->xFileSize(real(f), s); }
-int x_lock(sqlite3_file* f, int l) { return real(f)->pMethods->xLock(real(f), l); }
-int x_unlock(sqlite3_file* f, int l) { return real(f)->pMethods->xUnlock(real(f), l); }
+int x_file_size(sqlite3_file* f, sqlite3_int64* s) {
+  return real(f)->pMethods->xFileSize(real(f), s);
+}
+int x_lock(sqlite3_file* f, int l) {
+  return real(f)->pMethods->xLock(real(f), l);
+}
+int x_unlock(sqlite3_file* f, int l) {
+  return real(f)->pMethods->xUnlock(real(f), l);
+}
 int x_check_reserved(sqlite3_file* f, int* r) {
   return real(f)->pMethods->xCheckReservedLock(real(f), r);
 }
 int x_file_control(sqlite3_file* f, int op, void* a) {
   return real(f)->pMethods->xFileControl(real(f), op, a);
 }
-int x_sector_size(sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); }
-int x_device_chars(sqlite3_file* f) { return real(f)->pMethods->xDeviceCharacteristics(real(f)); }
+int x_sector_size(sqlite3_file* f) {
+  return real(f)->pMethods->xSectorSize(real(f));
+}
+int x_device_chars(sqlite3_file* f) {
+  return real(f)->pMethods->xDeviceCharacteristics(real(f));
+}
 int x_shm_map(sqlite3_file* f, int pg, int sz, int ext, void volatile** p) {
   return real(f)->pMethods->xShmMap(real(f), pg, sz, ext, p);
 }
 int x_shm_lock(sqlite3_file* f, int o, int n, int fl) {
   return real(f)->pMethods->xShmLock(real(f), o, n, fl);
 }
-void x_shm_barrier(sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); }
-int x_shm_unmap(sqlite3_file* f, int d) { return real(f)->pMethods->xShmUnmap(real(f), d); }
+void x_shm_barrier(sqlite3_file* f) {
+  real(f)->pMethods->xShmBarrier(real(f));
+}
+int x_shm_unmap(sqlite3_file* f, int d) {
+  return real(f)->pMethods->xShmUnmap(real(f), d);
+}
 int x_fetch(sqlite3_file* f, sqlite3_int64 o, int n, void** p) {
   return real(f)->pMethods->xFetch(real(f), o, n, p);
 }
@@ -114,11 +134,25 @@ const char* vfs_name() {
   static sqlite3_vfs vfs{};
   std::call_once(once, [] {
     g_real = sqlite3_vfs_find(nullptr);
-    g_methods = sqlite3_io_methods{3,           x_close,          x_read,        x_write,
-                                   x_truncate,  x_sync,           x_file_size,   x_lock,
-                                   x_unlock,    x_check_reserved, x_file_control, x_sector_size,
-                                   x_device_chars, x_shm_map,     x_shm_lock,    x_shm_barrier,
-                                   x_shm_unmap, x_fetch,          x_unfetch};
+    g_methods = sqlite3_io_methods{3,
+                                   x_close,
+                                   x_read,
+                                   x_write,
+                                   x_truncate,
+                                   x_sync,
+                                   x_file_size,
+                                   x_lock,
+                                   x_unlock,
+                                   x_check_reserved,
+                                   x_file_control,
+                                   x_sector_size,
+                                   x_device_chars,
+                                   x_shm_map,
+                                   x_shm_lock,
+                                   x_shm_barrier,
+                                   x_shm_unmap,
+                                   x_fetch,
+                                   x_unfetch};
     vfs = *g_real;
     vfs.zName = "postern";
     vfs.szOsFile = static_cast<int>(sizeof(ShimFile)) + g_real->szOsFile;

@@ -10,7 +10,8 @@ namespace postern::app {
 namespace {
 
 std::string write(const std::string& text) {
-  auto p = std::filesystem::temp_directory_path() / ("postern-cfg-" + base::system_random().token(6));
+  auto p =
+      std::filesystem::temp_directory_path() / ("postern-cfg-" + base::system_random().token(6));
   std::ofstream(p) << text;
   return p.string();
 }
@@ -35,14 +36,16 @@ struct Bad {
 
 TEST(Config, ErrorsNameFileLineAndProblem) {
   const Bad cases[] = {
-      {"[server]\ndata_dir = \"/x\"\nbogus = 1\n", ConfigErrc::unknown_key, ":3:9: unknown key 'server.bogus'"},
+      {"[server]\ndata_dir = \"/x\"\nbogus = 1\n", ConfigErrc::unknown_key,
+       ":3:9: unknown key 'server.bogus'"},
       {"[nope]\nx = 1\n", ConfigErrc::unknown_key, "unknown key 'nope.x'"},
       {"[server]\ndata_dir = 5\n", ConfigErrc::bad_type, ":2:12: server.data_dir must be a string"},
       {"[server]\ndata_dir = \"/x\"\n[smtp]\nmax_recipients = 0\n", ConfigErrc::bad_value,
        "smtp.max_recipients must be between 1 and 10000"},
       {"[server]\ndata_dir = \"/x\"\n[smtp]\nlisten = [1]\n", ConfigErrc::bad_type,
        "smtp.listen must hold strings"},
-      {"[server]\ndata_dir = \"/x\"\n[log]\nlevel = \"loud\"\n", ConfigErrc::bad_value, "log.level"},
+      {"[server]\ndata_dir = \"/x\"\n[log]\nlevel = \"loud\"\n", ConfigErrc::bad_value,
+       "log.level"},
       {"[server]\ndata_dir = \"/x\"\n[tls]\ncertificate = \"/c\"\n", ConfigErrc::bad_value,
        "must be set together"},
       {"[server]\nhostname = \"h\"\n", ConfigErrc::missing, "server.data_dir is required"},

@@ -72,8 +72,11 @@ TEST(Wycheproof, Ed25519Verify) {
                                                    const std::string& result, int id) {
     std::string pk = unhex(std::string(g.at("publicKey").as_object().at("pk").as_string()));
     bool ok = ed25519_verify(pk, field(o, "msg"), field(o, "sig"));
-    if (result == "valid") EXPECT_TRUE(ok) << "tcId " << id;
-    if (result == "invalid") EXPECT_FALSE(ok) << "tcId " << id;
+    if (result == "valid") {
+      EXPECT_TRUE(ok) << "tcId " << id;
+    } else if (result == "invalid") {
+      EXPECT_FALSE(ok) << "tcId " << id;
+    }
   });
   EXPECT_GT(t.valid, 10);
   EXPECT_GT(t.invalid, 50);
@@ -99,8 +102,12 @@ void aead_vectors(const char* file, Aead alg) {
   EXPECT_GT(t.invalid, 50);
 }
 
-TEST(Wycheproof, ChaCha20Poly1305) { aead_vectors("chacha20_poly1305_test.json", Aead::chacha20_poly1305); }
-TEST(Wycheproof, XChaCha20Poly1305) { aead_vectors("xchacha20_poly1305_test.json", Aead::xchacha20_poly1305); }
+TEST(Wycheproof, ChaCha20Poly1305) {
+  aead_vectors("chacha20_poly1305_test.json", Aead::chacha20_poly1305);
+}
+TEST(Wycheproof, XChaCha20Poly1305) {
+  aead_vectors("xchacha20_poly1305_test.json", Aead::xchacha20_poly1305);
+}
 
 TEST(Wycheproof, HkdfSha256) {
   auto t = each_test(load("hkdf_sha256_test.json"), [](const json::object&, const json::object& o,

@@ -17,8 +17,7 @@ TEST(Keys, CreateUnlockRewrapRecover) {
   ASSERT_TRUE(u);
   EXPECT_EQ(unlock_with_password("a@example.test", *ring, "wrong").error().code(),
             Errc::wrong_password);
-  EXPECT_EQ(unlock_with_password("a@example.test", *ring, "").error().code(),
-            Errc::wrong_password);
+  EXPECT_EQ(unlock_with_password("a@example.test", *ring, "").error().code(), Errc::wrong_password);
   // Bound to the address: the same keyring does not open for another account.
   EXPECT_FALSE(unlock_with_password("b@example.test", *ring, "correct horse"));
 

@@ -22,7 +22,11 @@ TEST(Mailbox, Table) {
       {"a@[192.0.2.1]", false, true, "a@[192.0.2.1]"},
       {"a@[IPv6:2001:db8::1]", false, true, "a@[IPv6:2001:db8::1]"},
       {"j\xc3\xb6rg@example.org", true, true, "j\xc3\xb6rg@example.org"},
-      {"j\xc3\xb6rg@b\xc3\xbc" "cher.example", true, true, "j\xc3\xb6rg@b\xc3\xbc" "cher.example"},
+      {"j\xc3\xb6rg@b\xc3\xbc"
+       "cher.example",
+       true, true,
+       "j\xc3\xb6rg@b\xc3\xbc"
+       "cher.example"},
       {"j\xc3\xb6rg@example.org", false, false, nullptr},
       {"a\xff@example.org", true, false, nullptr},
       {"a\xc0\x80@example.org", true, false, nullptr},  // overlong
@@ -46,7 +50,9 @@ TEST(Mailbox, Table) {
   for (const auto& c : cases) {
     auto r = parse_mailbox(c.text, c.utf8_allowed);
     EXPECT_EQ(static_cast<bool>(r), c.ok) << c.text;
-    if (r && c.ok) EXPECT_EQ(r->lookup_key(), c.normalised) << c.text;
+    if (r && c.ok) {
+      EXPECT_EQ(r->lookup_key(), c.normalised) << c.text;
+    }
   }
 }
 

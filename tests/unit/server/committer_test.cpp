@@ -23,7 +23,8 @@ TEST(Committer, GroupsConcurrentSubmissionsIntoFewCommits) {
   }
   std::vector<std::promise<bool>> done(n);
   for (int i = 0; i < n; ++i)
-    committer.submit(std::move(prepared[i]), [&done, i](Result<void> r) { done[i].set_value(bool(r)); });
+    committer.submit(std::move(prepared[i]),
+                     [&done, i](Result<void> r) { done[i].set_value(bool(r)); });
   for (auto& d : done) EXPECT_TRUE(d.get_future().get());
   EXPECT_LT(committer.commits(), static_cast<uint64_t>(n));
   auto subjects = env.subjects();

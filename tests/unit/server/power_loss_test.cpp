@@ -28,13 +28,14 @@ Outcome deliver_until_crash(testing::MailEnv& env, testing::PowerLossSimulator& 
   for (int wave = 0; wave < 8 && !sim.crashed(); ++wave) {
     std::vector<std::pair<std::string, std::future<bool>>> pending;
     for (int j = 0; j < 4; ++j) {
-      std::string subject = "c" + std::to_string(cycle) + "-w" + std::to_string(wave) + "-" +
-                            std::to_string(j);
+      std::string subject =
+          "c" + std::to_string(cycle) + "-w" + std::to_string(wave) + "-" + std::to_string(j);
       auto prepared = prepare_delivery(svc, env.request(subject));
       if (!prepared) continue;
       auto promise = std::make_shared<std::promise<bool>>();
       pending.emplace_back(subject, promise->get_future());
-      committer.submit(std::move(*prepared), [promise](Result<void> r) { promise->set_value(bool(r)); });
+      committer.submit(std::move(*prepared),
+                       [promise](Result<void> r) { promise->set_value(bool(r)); });
     }
     for (auto& [subject, f] : pending)
       if (f.get()) out.acknowledged.push_back(subject);
@@ -70,8 +71,8 @@ TEST(PowerLoss, AcknowledgedMessagesSurvive200Cycles) {
   }
   EXPECT_GT(crashes, 150);
   EXPECT_GT(all_acknowledged.size(), 200u);
-  std::printf("power loss: 200 cycles, %d crashes, %zu acknowledged messages, none lost\n",
-              crashes, all_acknowledged.size());
+  std::printf("power loss: 200 cycles, %d crashes, %zu acknowledged messages, none lost\n", crashes,
+              all_acknowledged.size());
 }
 
 void expect_fault_gives_4xx(int err, const std::string& kind, int code, const std::string& where) {
@@ -82,9 +83,11 @@ void expect_fault_gives_4xx(int err, const std::string& kind, int code, const st
   svc.blobs = env.blobs.get();
   svc.clock = &env.clock;
   Committer committer(*env.store, *env.blobs, 8);
-  sim.fail_when([&](const std::string& k, const std::string& path) {
-    return k == kind && path.find(where) != std::string::npos;
-  }, err);
+  sim.fail_when(
+      [&](const std::string& k, const std::string& path) {
+        return k == kind && path.find(where) != std::string::npos;
+      },
+      err);
   Result<void> result;
   auto prepared = prepare_delivery(svc, env.request("fault"));
   if (!prepared) {
@@ -108,10 +111,18 @@ void expect_fault_gives_4xx(int err, const std::string& kind, int code, const st
   EXPECT_EQ(env.subjects(), std::vector<std::string>{"after"});
 }
 
-TEST(Faults, EnospcOnBlobWriteIs452) { expect_fault_gives_4xx(ENOSPC, "write", 452, "blobs"); }
-TEST(Faults, EioOnBlobSyncIs451) { expect_fault_gives_4xx(EIO, "sync", 451, "blobs"); }
-TEST(Faults, EnospcOnDatabaseWriteIs452) { expect_fault_gives_4xx(ENOSPC, "write", 452, "postern.db"); }
-TEST(Faults, EioOnDatabaseSyncIs451) { expect_fault_gives_4xx(EIO, "sync", 451, "postern.db"); }
+TEST(Faults, EnospcOnBlobWriteIs452) {
+  expect_fault_gives_4xx(ENOSPC, "write", 452, "blobs");
+}
+TEST(Faults, EioOnBlobSyncIs451) {
+  expect_fault_gives_4xx(EIO, "sync", 451, "blobs");
+}
+TEST(Faults, EnospcOnDatabaseWriteIs452) {
+  expect_fault_gives_4xx(ENOSPC, "write", 452, "postern.db");
+}
+TEST(Faults, EioOnDatabaseSyncIs451) {
+  expect_fault_gives_4xx(EIO, "sync", 451, "postern.db");
+}
 
 }  // namespace
 }  // namespace postern::server

@@ -25,13 +25,17 @@ std::string unescape(std::string_view s) {
     char c = s[i];
     if (c == '\\' && i + 1 < s.size()) {
       char n = s[++i];
-      if (n == 'r') out += '\r';
-      else if (n == 'n') out += '\n';
-      else if (n == 't') out += '\t';
+      if (n == 'r')
+        out += '\r';
+      else if (n == 'n')
+        out += '\n';
+      else if (n == 't')
+        out += '\t';
       else if (n == 'x' && i + 2 < s.size()) {
         out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
         i += 2;
-      } else out += n;
+      } else
+        out += n;
     } else if (c == '{') {
       auto star = s.find('*', i);
       auto close = s.find('}', i);
@@ -63,14 +67,22 @@ class Dialog {
     auto eq = kv.find('=');
     std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
     auto n = [&] { return std::stoull(v); };
-    if (k == "max_recipients") opt_.limits.max_recipients = n();
-    else if (k == "max_message_bytes") opt_.limits.max_message_bytes = n();
-    else if (k == "max_command_line_bytes") opt_.limits.max_command_line_bytes = n();
-    else if (k == "max_text_line_bytes") opt_.limits.max_text_line_bytes = n();
-    else if (k == "max_errors") opt_.limits.max_errors = n();
-    else if (k == "starttls") opt_.starttls_offered = v == "true";
-    else if (k == "vrfy") opt_.vrfy_enabled = v == "true";
-    else ADD_FAILURE() << name_ << ": unknown option " << k;
+    if (k == "max_recipients")
+      opt_.limits.max_recipients = n();
+    else if (k == "max_message_bytes")
+      opt_.limits.max_message_bytes = n();
+    else if (k == "max_command_line_bytes")
+      opt_.limits.max_command_line_bytes = n();
+    else if (k == "max_text_line_bytes")
+      opt_.limits.max_text_line_bytes = n();
+    else if (k == "max_errors")
+      opt_.limits.max_errors = n();
+    else if (k == "starttls")
+      opt_.starttls_offered = v == "true";
+    else if (k == "vrfy")
+      opt_.vrfy_enabled = v == "true";
+    else
+      ADD_FAILURE() << name_ << ": unknown option " << k;
   }
 
   void send(const std::string& bytes) {
@@ -86,8 +98,8 @@ class Dialog {
     }
     std::string got = replies_.front();
     replies_.pop_front();
-    EXPECT_TRUE(glob(pattern, got)) << name_ << ":" << line << ": expected '" << pattern
-                                    << "', got '" << got << "'";
+    EXPECT_TRUE(glob(pattern, got))
+        << name_ << ":" << line << ": expected '" << pattern << "', got '" << got << "'";
   }
 
   void directive(const std::string& d, int line) {
@@ -205,13 +217,20 @@ TEST_P(Conversation, Script) {
   while (std::getline(in, line)) {
     ++n;
     if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("! ", 0) == 0) d.option(line.substr(2));
-    else if (line.rfind("C: ", 0) == 0) d.send(unescape(line.substr(3)) + "\r\n");
-    else if (line == "C:") d.send("\r\n");
-    else if (line.rfind("C~: ", 0) == 0) d.send(unescape(line.substr(4)));
-    else if (line.rfind("S: ", 0) == 0) d.expect(line.substr(3), n);
-    else if (line.rfind("= ", 0) == 0) d.directive(line.substr(2), n);
-    else ADD_FAILURE() << GetParam() << ":" << n << ": cannot parse '" << line << "'";
+    if (line.rfind("! ", 0) == 0)
+      d.option(line.substr(2));
+    else if (line.rfind("C: ", 0) == 0)
+      d.send(unescape(line.substr(3)) + "\r\n");
+    else if (line == "C:")
+      d.send("\r\n");
+    else if (line.rfind("C~: ", 0) == 0)
+      d.send(unescape(line.substr(4)));
+    else if (line.rfind("S: ", 0) == 0)
+      d.expect(line.substr(3), n);
+    else if (line.rfind("= ", 0) == 0)
+      d.directive(line.substr(2), n);
+    else
+      ADD_FAILURE() << GetParam() << ":" << n << ": cannot parse '" << line << "'";
   }
   d.finish();
 }
@@ -224,13 +243,12 @@ std::vector<std::string> scripts() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Smtp, Conversation, ::testing::ValuesIn(scripts()),
-                         [](const auto& info) {
-                           std::string n = info.param.substr(0, info.param.size() - 4);
-                           for (auto& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Smtp, Conversation, ::testing::ValuesIn(scripts()), [](const auto& info) {
+  std::string n = info.param.substr(0, info.param.size() - 4);
+  for (auto& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+});
 
 }  // namespace
 }  // namespace postern::smtp

@@ -2,8 +2,8 @@
 
 #include <filesystem>
 
-#include "base/random.hpp"
 #include "base/fs.hpp"
+#include "base/random.hpp"
 #include "store/store.hpp"
 
 namespace postern::store {
@@ -12,7 +12,8 @@ namespace {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("postern-store-" + base::system_random().token(6));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("postern-store-" + base::system_random().token(6));
     std::filesystem::create_directories(dir_);
     auto s = open_sqlite((dir_ / "db").string(), {});
     ASSERT_TRUE(s) << s.error().describe();
@@ -23,7 +24,8 @@ class StoreTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   int64_t account(const std::string& addr) {
-    auto id = store_->create_account(addr, 1000, "pub", "ring", {{"INBOX", ""}, {"Sent", "\\Sent"}});
+    auto id =
+        store_->create_account(addr, 1000, "pub", "ring", {{"INBOX", ""}, {"Sent", "\\Sent"}});
     EXPECT_TRUE(id);
     return *id;
   }
@@ -104,7 +106,8 @@ TEST_F(StoreTest, ReopenKeepsSchemaAndData) {
 }
 
 TEST(BlobStore, PutGetRemoveAndTempCleanup) {
-  auto dir = std::filesystem::temp_directory_path() / ("postern-blobs-" + base::system_random().token(6));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("postern-blobs-" + base::system_random().token(6));
   BlobStore b(dir.string());
   ASSERT_TRUE(b.open());
   auto id = b.put("ciphertext");
