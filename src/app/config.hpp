@@ -45,6 +45,7 @@ struct Config {
   bool smtp_vrfy = false;
   // [delivery]
   int64_t delivery_max_batch = 512;
+  int64_t delivery_dedupe_window_seconds = 600;
   // [crypto]
   int64_t argon2_ops = 3;
   int64_t argon2_mem_kib = 65536;

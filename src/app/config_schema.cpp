@@ -87,6 +87,9 @@ const std::vector<Key>& schema() {
        "Answer VRFY truthfully. Off: VRFY gets 252 and reveals nothing."},
       {"delivery", "max_batch", &Config::delivery_max_batch, 1, 100000,
        "Most messages committed with one fsync (group commit)."},
+      {"delivery", "dedupe_window_seconds", &Config::delivery_dedupe_window_seconds, 0, 86400,
+       "A message retried by its sender within this time after it was stored (the 250 was "
+       "lost to a crash) is not stored again. 0 disables."},
       {"crypto", "argon2_ops", &Config::argon2_ops, 1, 100,
        "Argon2id passes for password hashing and key wrapping (new and changed passwords)."},
       {"crypto", "argon2_mem_kib", &Config::argon2_mem_kib, 8, 4 * 1024 * 1024,

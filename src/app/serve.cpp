@@ -47,7 +47,16 @@ int serve(const std::string& config_path, std::ostream& err) {
     services.tls = *tls;
   }
   base::SystemClock clock;
-  server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch));
+  if (c.delivery_dedupe_window_seconds > 0) {
+    auto key = (*store)->instance_secret("delivery-dedupe-key", crypto::random_bytes(32));
+    if (!key) {
+      err << "postern: database: " << key.error().describe() << "\n";
+      return exit_failure;
+    }
+    services.dedupe_key = std::move(*key);
+  }
+  server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch),
+                              clock, std::chrono::seconds(c.delivery_dedupe_window_seconds));
   services.store = store->get();
   services.blobs = &blobs;
   services.committer = &committer;

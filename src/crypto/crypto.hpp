@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,12 @@ Result<SecretBytes> argon2id(std::string_view password, std::string_view salt,
 // RFC 5869 HKDF-SHA256 (OpenSSL EVP_KDF).
 Result<SecretBytes> hkdf_sha256(std::string_view ikm, std::string_view salt, std::string_view info,
                                 std::size_t out_bytes);
+
+// Keyed BLAKE2b-256 (libsodium crypto_generichash) over the parts, each length-prefixed so
+// that different splits never collide. `key` is 32 bytes.
+Result<std::string> keyed_hash(std::string_view key, std::initializer_list<std::string_view> parts);
+// Unkeyed BLAKE2b with the given output length (16..64), for known-answer tests.
+std::string blake2b(std::string_view data, std::size_t out_bytes);
 
 std::string random_bytes(std::size_t n);
 SecretBytes random_secret(std::size_t n);

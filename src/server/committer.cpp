@@ -36,6 +36,9 @@ struct Committer::Impl {
   store::Store& store;
   store::BlobStore& blobs;
   std::size_t max_batch;
+  const base::Clock& clock;
+  std::chrono::seconds dedupe_window;
+  int64_t last_prune = 0;
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Job> queue;
@@ -43,7 +46,9 @@ struct Committer::Impl {
   std::atomic<uint64_t> commits{0};
   std::thread thread;
 
-  Impl(store::Store& s, store::BlobStore& b, std::size_t m) : store(s), blobs(b), max_batch(m) {
+  Impl(store::Store& s, store::BlobStore& b, std::size_t m, const base::Clock& c,
+       std::chrono::seconds w)
+      : store(s), blobs(b), max_batch(m), clock(c), dedupe_window(w) {
     thread = std::thread([this] { loop(); });
   }
 
@@ -66,6 +71,15 @@ struct Committer::Impl {
     }
   }
 
+  // At most once a minute: forget digests older than the window.
+  void prune() {
+    int64_t now = clock.unix_seconds();
+    if (now - last_prune < 60) return;
+    last_prune = now;
+    if (auto r = store.prune_recent_deliveries(now - dedupe_window.count()); !r)
+      base::log::warn("delivery.prune.failed", {{"error", r.error().describe()}});
+  }
+
   void commit(std::vector<Job>& batch) {
     std::vector<store::NewMessage> records;
     std::set<std::string> dirs;
@@ -84,9 +98,15 @@ struct Committer::Impl {
     }
     if (result) {
       auto r = store.append_messages(records);
-      if (!r) result = r.error();
+      if (!r) {
+        result = r.error();
+      } else {
+        for (std::size_t i = 0; i < r->size(); ++i)
+          if ((*r)[i].duplicate) (void)blobs.remove(records[i].blob_id);
+      }
     }
     commits.fetch_add(1);
+    prune();
     if (!result) {
       base::log::error("delivery.commit.failed",
                        {{"messages", records.size()}, {"error", result.error().describe()}});
@@ -96,8 +116,9 @@ struct Committer::Impl {
   }
 };
 
-Committer::Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch)
-    : impl_(std::make_unique<Impl>(store, blobs, max_batch)) {}
+Committer::Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch,
+                     const base::Clock& clock, std::chrono::seconds dedupe_window)
+    : impl_(std::make_unique<Impl>(store, blobs, max_batch, clock, dedupe_window)) {}
 
 Committer::~Committer() {
   stop();

@@ -2,6 +2,7 @@
 // the account's storage key (keys::seal_message) and write the blob durably. The committer then
 // makes the batch visible. Nothing here needs an account secret.
 #include "base/log.hpp"
+#include "crypto/crypto.hpp"
 #include "keys/keys.hpp"
 #include "mime/mime.hpp"
 #include "server/server.hpp"
@@ -64,6 +65,13 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     p.record.internal_date = svc.clock->unix_seconds();
     p.record.sealed_key = std::move(sealed->sealed_key);
     p.record.summary = std::move(sealed->summary);
+    if (!svc.dedupe_key.empty()) {
+      // What the client sent, to whom, from whom: identical on a retry, different otherwise.
+      auto digest = crypto::keyed_hash(svc.dedupe_key,
+                                        {return_path, std::to_string(account_id), in.message});
+      if (!digest) return fail(digest.error());
+      p.record.dedupe_digest = std::move(*digest);
+    }
     out.push_back(std::move(p));
   }
   return out;

@@ -56,7 +56,9 @@ smtp::Reply delivery_failure_reply(const Error& e);
 // success.
 class Committer {
  public:
-  Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch);
+  // Delivery digests older than `dedupe_window` are forgotten (checked every few commits).
+  Committer(store::Store& store, store::BlobStore& blobs, std::size_t max_batch,
+            const base::Clock& clock, std::chrono::seconds dedupe_window);
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -84,6 +86,7 @@ struct Services {
   Committer* committer = nullptr;
   const base::Clock* clock = nullptr;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS
+  std::string dedupe_key;  // 32-byte instance secret for delivery digests; empty: no dedupe
 };
 
 struct ServerOptions {

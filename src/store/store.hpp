@@ -53,6 +53,9 @@ struct NewMessage {
   int64_t internal_date = 0;
   std::string sealed_key;  // content key sealed to the account's storage key
   std::string summary;     // encrypted mime::Summary
+  // Keyed digest of (sender, account, content); empty: no duplicate check. A message whose
+  // digest was stored in the same mailbox within the dedupe window is not stored again.
+  std::string dedupe_digest;
 };
 
 struct MessageRecord : NewMessage {
@@ -64,6 +67,7 @@ struct MessageRecord : NewMessage {
 struct Assigned {
   uint32_t uid = 0;
   uint64_t modseq = 0;
+  bool duplicate = false;  // already stored (uid is the earlier copy's); its blob is unused
 };
 
 class Store {
@@ -96,6 +100,11 @@ class Store {
 
   // Appends all messages in one durable transaction (the group commit); returns each UID.
   virtual Result<std::vector<Assigned>> append_messages(std::span<const NewMessage> messages) = 0;
+  // Forgets delivery digests received before `before` (unix seconds).
+  virtual Result<void> prune_recent_deliveries(int64_t before) = 0;
+  // A named per-instance secret; `candidate` is stored and returned when none exists yet.
+  virtual Result<std::string> instance_secret(std::string_view name,
+                                              std::string_view candidate) = 0;
   virtual Result<std::vector<MessageRecord>> messages(int64_t mailbox_id) = 0;
   virtual Result<std::vector<std::string>> blob_ids() = 0;
 

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 1> migrations = {
+inline constexpr std::array<const char*, 2> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -40,6 +40,21 @@ CREATE TABLE messages(
   sealed_key BLOB NOT NULL,
   summary BLOB NOT NULL,
   PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+)sql",
+    // 2: per-instance secrets; keyed digests of recent deliveries, so that a client retrying
+    // a message whose 250 it never saw (the server was killed after the commit) does not get
+    // it stored twice.
+    R"sql(
+CREATE TABLE instance(
+  name TEXT PRIMARY KEY,
+  value BLOB NOT NULL);
+CREATE TABLE recent_deliveries(
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  digest BLOB NOT NULL,
+  received INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  PRIMARY KEY(mailbox_id, digest)) WITHOUT ROWID;
+CREATE INDEX recent_deliveries_received ON recent_deliveries(received);
 )sql",
 };
 

@@ -269,7 +269,20 @@ class SqliteStore final : public Store {
     Stmt ins(writer_.get(),
              "INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, blob_id, "
              "sealed_key, summary) VALUES (?,?,?,?,?,?,?,?)");
+    Stmt seen(writer_.get(),
+              "SELECT uid FROM recent_deliveries WHERE mailbox_id = ? AND digest = ?");
+    Stmt remember(writer_.get(),
+                  "INSERT INTO recent_deliveries(mailbox_id, digest, received, uid) "
+                  "VALUES (?,?,?,?)");
     for (const auto& m : msgs) {
+      if (!m.dedupe_digest.empty()) {
+        seen.reset();
+        seen.bind(1, m.mailbox_id).bind_blob(2, m.dedupe_digest);
+        if (seen.step() == SQLITE_ROW) {
+          out.push_back(Assigned{static_cast<uint32_t>(seen.int64(0)), 0, true});
+          continue;
+        }
+      }
       bump.reset();
       bump.bind(1, m.mailbox_id);
       int rc = bump.step();
@@ -286,10 +299,32 @@ class SqliteStore final : public Store {
       ins.bind(5, static_cast<int64_t>(m.size)).bind(6, m.blob_id);
       ins.bind_blob(7, m.sealed_key).bind_blob(8, m.summary);
       if (auto r = ins.run("insert message"); !r) return r.error();
+      if (!m.dedupe_digest.empty()) {
+        remember.reset();
+        remember.bind(1, m.mailbox_id).bind_blob(2, m.dedupe_digest);
+        remember.bind(3, m.internal_date).bind(4, static_cast<int64_t>(a.uid));
+        if (auto r = remember.run("remember delivery"); !r) return r.error();
+      }
       out.push_back(a);
     }
     if (auto r = tx.commit(); !r) return r.error();
     return out;
+  }
+
+  Result<void> prune_recent_deliveries(int64_t before) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "DELETE FROM recent_deliveries WHERE received < ?");
+    return s.bind(1, before).run("prune recent deliveries");
+  }
+
+  Result<std::string> instance_secret(std::string_view name, std::string_view candidate) override {
+    std::lock_guard lock(write_mu_);
+    Stmt ins(writer_.get(), "INSERT OR IGNORE INTO instance(name, value) VALUES (?,?)");
+    if (auto r = ins.bind(1, name).bind_blob(2, candidate).run("instance secret"); !r)
+      return r.error();
+    Stmt sel(writer_.get(), "SELECT value FROM instance WHERE name = ?");
+    if (sel.bind(1, name).step() != SQLITE_ROW) return Error(Errc::not_found, "instance secret");
+    return sel.blob(0);
   }
 
   Result<std::vector<MessageRecord>> messages(int64_t mailbox_id) override {

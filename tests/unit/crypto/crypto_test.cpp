@@ -68,3 +68,24 @@ TEST(Crypto, SelfSignedCertificate) {
 
 }  // namespace
 }  // namespace postern::crypto
+
+namespace postern::crypto {
+namespace {
+
+TEST(Crypto, Blake2bKnownAnswer) {
+  // RFC 7693 Appendix A: BLAKE2b-512("abc").
+  EXPECT_EQ(to_hex(blake2b("abc", 64)),
+            "ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d1"
+            "7d87c5392aab792dc252d5de4533cc9518d38aa8dbf1925ab92386edd4009923");
+}
+
+TEST(Crypto, KeyedHashSeparatesPartsAndKeys) {
+  std::string k1(32, '1'), k2(32, '2');
+  EXPECT_EQ(*keyed_hash(k1, {"ab", "c"}), *keyed_hash(k1, {"ab", "c"}));
+  EXPECT_NE(*keyed_hash(k1, {"ab", "c"}), *keyed_hash(k1, {"a", "bc"}));
+  EXPECT_NE(*keyed_hash(k1, {"abc"}), *keyed_hash(k2, {"abc"}));
+  EXPECT_FALSE(keyed_hash("short", {"x"}));
+}
+
+}  // namespace
+}  // namespace postern::crypto

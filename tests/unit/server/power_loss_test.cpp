@@ -24,7 +24,7 @@ Outcome deliver_until_crash(testing::MailEnv& env, testing::PowerLossSimulator& 
   svc.store = env.store.get();
   svc.blobs = env.blobs.get();
   svc.clock = &env.clock;
-  Committer committer(*env.store, *env.blobs, 64);
+  Committer committer(*env.store, *env.blobs, 64, env.clock, std::chrono::seconds(600));
   for (int wave = 0; wave < 8 && !sim.crashed(); ++wave) {
     std::vector<std::pair<std::string, std::future<bool>>> pending;
     for (int j = 0; j < 4; ++j) {
@@ -82,7 +82,7 @@ void expect_fault_gives_4xx(int err, const std::string& kind, int code, const st
   svc.store = env.store.get();
   svc.blobs = env.blobs.get();
   svc.clock = &env.clock;
-  Committer committer(*env.store, *env.blobs, 8);
+  Committer committer(*env.store, *env.blobs, 8, env.clock, std::chrono::seconds(600));
   sim.fail_when(
       [&](const std::string& k, const std::string& path) {
         return k == kind && path.find(where) != std::string::npos;

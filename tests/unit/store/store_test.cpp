@@ -128,3 +128,37 @@ TEST(BlobStore, PutGetRemoveAndTempCleanup) {
 
 }  // namespace
 }  // namespace postern::store
+
+namespace postern::store {
+namespace {
+
+TEST_F(StoreTest, InstanceSecretIsCreatedOnce) {
+  EXPECT_EQ(*store_->instance_secret("k", "first"), "first");
+  EXPECT_EQ(*store_->instance_secret("k", "second"), "first");
+}
+
+TEST_F(StoreTest, DuplicateDigestsAreNotStoredTwice) {
+  int64_t id = account("a@example.test");
+  auto inbox = *store_->find_mailbox(id, "INBOX");
+  NewMessage m;
+  m.mailbox_id = inbox->id;
+  m.blob_id = "x/1";
+  m.internal_date = 100;
+  m.dedupe_digest = "digest";
+  std::vector<NewMessage> batch{m, m};
+  batch[1].blob_id = "x/2";
+  auto r = store_->append_messages(batch);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[1].duplicate);
+  EXPECT_EQ((*r)[1].uid, (*r)[0].uid);
+  EXPECT_EQ(store_->messages(inbox->id)->size(), 1u);
+  ASSERT_TRUE(store_->prune_recent_deliveries(101));
+  m.blob_id = "x/3";
+  auto again = store_->append_messages(std::span(&m, 1));
+  EXPECT_FALSE((*again)[0].duplicate);
+  EXPECT_EQ(store_->messages(inbox->id)->size(), 2u);
+}
+
+}  // namespace
+}  // namespace postern::store
