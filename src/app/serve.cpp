@@ -27,41 +27,6 @@ int serve(const std::string& config_path, std::ostream& err) {
   base::log::init(parse_level(c.log_level), c.log_file);
   crypto::init();
 
-  auto store = open_store(c);
-  if (!store) {
-    err << "postern: database " << c.database_path() << ": " << store.error().describe() << "\n";
-    return exit_failure;
-  }
-  store::BlobStore blobs(c.blob_dir());
-  if (auto r = blobs.open(); !r) {
-    err << "postern: blobs " << c.blob_dir() << ": " << r.error().describe() << "\n";
-    return exit_failure;
-  }
-  server::Services services;
-  if (!c.tls_certificate.empty()) {
-    auto tls = net::make_server_tls_context(c.tls_certificate, c.tls_key);
-    if (!tls) {
-      err << "postern: tls: " << tls.error().describe() << "\n";
-      return exit_failure;
-    }
-    services.tls = *tls;
-  }
-  base::SystemClock clock;
-  if (c.delivery_dedupe_window_seconds > 0) {
-    auto key = (*store)->instance_secret("delivery-dedupe-key", crypto::random_bytes(32));
-    if (!key) {
-      err << "postern: database: " << key.error().describe() << "\n";
-      return exit_failure;
-    }
-    services.dedupe_key = std::move(*key);
-  }
-  server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch),
-                              clock, std::chrono::seconds(c.delivery_dedupe_window_seconds));
-  services.store = store->get();
-  services.blobs = &blobs;
-  services.committer = &committer;
-  services.clock = &clock;
-
   server::ServerOptions opt;
   opt.smtp_listen = c.smtp_listen;
   opt.io_threads = static_cast<std::size_t>(c.io_threads);
@@ -82,13 +47,51 @@ int serve(const std::string& config_path, std::ostream& err) {
   s.max_connections_per_ip = static_cast<std::size_t>(c.smtp_max_connections_per_ip);
   s.postmaster = c.postmaster;
 
-  server::Server srv(opt, services);
+  // TLS keys are read and ports bound before the privilege drop; every data file is opened
+  // after it.
+  server::Services services;
+  if (!c.tls_certificate.empty()) {
+    auto tls = net::make_server_tls_context(c.tls_certificate, c.tls_key);
+    if (!tls) {
+      err << "postern: tls: " << tls.error().describe() << "\n";
+      return exit_failure;
+    }
+    services.tls = *tls;
+  }
+  server::Server srv(opt);
   if (auto r = srv.bind(); !r) {
     err << "postern: " << r.error().describe() << "\n";
     return exit_failure;
   }
+
+  auto store = open_store(c);
+  if (!store) {
+    err << "postern: database " << c.database_path() << ": " << store.error().describe() << "\n";
+    return exit_failure;
+  }
+  store::BlobStore blobs(c.blob_dir());
+  if (auto r = blobs.open(); !r) {
+    err << "postern: blobs " << c.blob_dir() << ": " << r.error().describe() << "\n";
+    return exit_failure;
+  }
+  base::SystemClock clock;
+  if (c.delivery_dedupe_window_seconds > 0) {
+    auto key = (*store)->instance_secret("delivery-dedupe-key", crypto::random_bytes(32));
+    if (!key) {
+      err << "postern: database: " << key.error().describe() << "\n";
+      return exit_failure;
+    }
+    services.dedupe_key = std::move(*key);
+  }
+  server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch), clock,
+                              std::chrono::seconds(c.delivery_dedupe_window_seconds));
+  services.store = store->get();
+  services.blobs = &blobs;
+  services.committer = &committer;
+  services.clock = &clock;
+
   base::log::info("server.ready", {{"version", POSTERN_VERSION}, {"hostname", c.hostname}});
-  auto r = srv.run();
+  auto r = srv.run(services);
   committer.stop();
   base::log::info("server.stopped");
   return r ? exit_ok : exit_failure;

@@ -32,8 +32,8 @@ Result<std::string> keyed_hash(std::string_view key,
 std::string blake2b(std::string_view data, std::size_t out_bytes) {
   init();
   std::string out(out_bytes, '\0');
-  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(), u(data),
-                     data.size(), nullptr, 0);
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(), u(data), data.size(),
+                     nullptr, 0);
   return out;
 }
 

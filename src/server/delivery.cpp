@@ -67,8 +67,8 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     p.record.summary = std::move(sealed->summary);
     if (!svc.dedupe_key.empty()) {
       // What the client sent, to whom, from whom: identical on a retry, different otherwise.
-      auto digest = crypto::keyed_hash(svc.dedupe_key,
-                                        {return_path, std::to_string(account_id), in.message});
+      auto digest =
+          crypto::keyed_hash(svc.dedupe_key, {return_path, std::to_string(account_id), in.message});
       if (!digest) return fail(digest.error());
       p.record.dedupe_digest = std::move(*digest);
     }

@@ -13,23 +13,20 @@ namespace postern::server {
 
 struct Server::Impl {
   ServerOptions options;
-  Services services;
   asio::io_context io;
   asio::thread_pool pool;
   std::vector<tcp::acceptor> acceptors;
   std::shared_ptr<SmtpShared> smtp;
   asio::signal_set signals;
 
-  Impl(ServerOptions o, Services s)
+  explicit Impl(ServerOptions o)
       : options(std::move(o)),
-        services(std::move(s)),
         io(static_cast<int>(options.io_threads)),
         pool(options.blocking_threads),
         signals(io, SIGINT, SIGTERM) {}
 };
 
-Server::Server(ServerOptions options, Services services)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(services))) {}
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Server::~Server() {
   impl_->io.stop();
@@ -68,7 +65,6 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::shared_ptr<SmtpS
 
 Result<void> Server::bind() {
   auto& m = *impl_;
-  m.smtp = std::make_shared<SmtpShared>(m.options.smtp, m.services, &m.pool);
   for (const auto& text : m.options.smtp_listen) {
     auto ep = net::parse_endpoint(text);
     if (!ep) return ep.error();
@@ -97,8 +93,9 @@ std::vector<std::string> Server::bound() const {
   return out;
 }
 
-Result<void> Server::run() {
+Result<void> Server::run(Services services) {
   auto& m = *impl_;
+  m.smtp = std::make_shared<SmtpShared>(m.options.smtp, std::move(services), &m.pool);
   for (auto& acc : m.acceptors) asio::co_spawn(m.io, accept_loop(acc, m.smtp), asio::detached);
   m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) {
@@ -112,6 +109,8 @@ Result<void> Server::run() {
   for (std::size_t i = 1; i < m.options.io_threads; ++i) threads.emplace_back([&m] { m.io.run(); });
   m.io.run();
   for (auto& t : threads) t.join();
+  // Blocking work still queued finishes now, while the store it uses is still open.
+  m.pool.join();
   return {};
 }
 

@@ -97,14 +97,17 @@ struct ServerOptions {
   std::string run_as_user;
 };
 
+// The order follows Postfix's: bind() binds every listener as root and drops privileges; only
+// then does the caller open the store and blobs (so every file is created by the unprivileged
+// user), and run() serves them.
 class Server {
  public:
-  Server(ServerOptions options, Services services);
+  explicit Server(ServerOptions options);
   ~Server();
   // Binds every listener (errors name the address), then drops privileges if configured.
   Result<void> bind();
-  // Runs until SIGINT/SIGTERM or stop(); `ready` is called once listening.
-  Result<void> run();
+  // Runs until SIGINT/SIGTERM or stop().
+  Result<void> run(Services services);
   void stop();
   // Bound addresses ("127.0.0.1:2525"), after bind().
   std::vector<std::string> bound() const;
