@@ -53,7 +53,7 @@ struct Header {
 
 struct HeaderLimits {
   std::size_t max_headers = 1000;
-  std::size_t max_header_bytes = 64 * 1024;  // one field, folded lines included
+  std::size_t max_header_bytes = std::size_t{64} * 1024;  // one field, folded lines included
 };
 
 // The header section of an RFC 5322 message (CRLF line ends). `body_offset` is where the body

@@ -19,7 +19,7 @@ using detail::istarts_with;
 
 namespace {
 constexpr std::size_t max_params = 8;
-constexpr std::size_t compact_threshold = 16 * 1024;
+constexpr std::size_t compact_threshold = std::size_t{16} * 1024;
 
 bool plausible_helo(std::string_view arg) {
   if (arg.empty() || arg.size() > mime::max_domain_bytes) return false;
