@@ -108,6 +108,10 @@ Result<void> File::sync() {
   return {};
 }
 
+void File::start_writeback() {
+  (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 Result<uint64_t> File::size() const {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return io_error(errno, "stat", path_);

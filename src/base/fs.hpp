@@ -51,6 +51,9 @@ class File {
   Result<void> append(std::span<const unsigned char> data);
   Result<void> truncate(uint64_t size);
   Result<void> sync();  // fdatasync: content (and size) durable
+  // Starts writing dirty pages back without waiting (sync_file_range): a later sync() of many
+  // such files then mostly waits for I/O already under way. Durability still needs sync().
+  void start_writeback();
   Result<uint64_t> size() const;
   Result<std::size_t> read_at(uint64_t offset, std::span<unsigned char> out) const;
   const std::string& path() const { return path_; }

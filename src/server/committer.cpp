@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "base/log.hpp"
@@ -82,20 +81,15 @@ struct Committer::Impl {
 
   void commit(std::vector<Job>& batch) {
     std::vector<store::NewMessage> records;
-    std::set<std::string> dirs;
+    std::vector<store::PendingBlob> pending;
     for (auto& j : batch)
       for (auto& m : j.messages) {
-        dirs.insert(m.record.blob_id.substr(0, m.record.blob_id.find('/')));
         records.push_back(std::move(m.record));
+        pending.push_back(std::move(m.blob));
       }
-    Result<void> result;
-    // The renames that published the blobs become durable before any row points at them.
-    for (const auto& d : dirs) {
-      if (auto r = blobs.sync_dir(d); !r) {
-        result = r;
-        break;
-      }
-    }
+    // Blobs and their directory entries become durable before any row points at them.
+    Result<void> result = blobs.make_durable(pending);
+    pending.clear();  // closes the files
     if (result) {
       auto r = store.append_messages(records);
       if (!r) {

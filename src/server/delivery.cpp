@@ -56,11 +56,11 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     if (!summary) return fail(summary.error());
     auto sealed = keys::seal_message((*account)->storage_public, content, summary->serialize());
     if (!sealed) return fail(sealed.error());
-    auto blob = svc.blobs->put(sealed->blob);
+    auto blob = svc.blobs->write(sealed->blob);
     if (!blob) return fail(blob.error());
-    PreparedMessage p;
+    PreparedMessage p{store::NewMessage{}, std::move(*blob)};
     p.record.mailbox_id = (*inbox)->id;
-    p.record.blob_id = std::move(*blob);
+    p.record.blob_id = p.blob.id;
     p.record.size = content.size();
     p.record.internal_date = svc.clock->unix_seconds();
     p.record.sealed_key = std::move(sealed->sealed_key);

@@ -27,9 +27,10 @@ inline std::error_code make_error_code(Errc e) {
   return {static_cast<int>(e), category()};
 }
 
-// A message ready to commit: already encrypted, its blob already durable on disk.
+// A message ready to commit: encrypted, its blob written (the committer makes it durable).
 struct PreparedMessage {
   store::NewMessage record;
+  store::PendingBlob blob;
 };
 
 // One message received over SMTP, with the accounts its recipients resolved to.
@@ -45,7 +46,7 @@ struct DeliveryRequest {
 
 struct Services;
 // Encrypts the message once per recipient account (Return-Path, Delivered-To and Received
-// added) and writes each blob durably; nothing is visible until the Committer commits it.
+// added) and writes each blob; nothing is durable or visible until the Committer commits it.
 Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
                                                       const DeliveryRequest& request);
 // The SMTP reply for a failed delivery: always 4xx, so the client keeps the message.

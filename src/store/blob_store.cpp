@@ -1,6 +1,6 @@
 // Blob files: <root>/<bucket>/<id>. A bucket is a directory that receives a bounded number of
 // files, so one batch of deliveries touches one directory and needs one directory fsync.
-#include <dirent.h>
+#include <set>
 
 #include "base/fs.hpp"
 #include "base/random.hpp"
@@ -22,25 +22,7 @@ bool valid_id(std::string_view id) {
 BlobStore::BlobStore(std::string root) : root_(std::move(root)) {}
 
 Result<void> BlobStore::open() {
-  if (auto r = base::fs::make_dirs(root_); !r) return r;
-  // Temp files belong to writes that were never acknowledged.
-  DIR* top = ::opendir(root_.c_str());
-  if (!top) return errno_error(errno, "opendir " + root_);
-  while (dirent* e = ::readdir(top)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    std::string sub = root_ + "/" + name;
-    DIR* d = ::opendir(sub.c_str());
-    if (!d) continue;
-    while (dirent* f = ::readdir(d)) {
-      std::string fn = f->d_name;
-      if (fn.size() > 4 && fn.substr(fn.size() - 4) == ".tmp")
-        (void)base::fs::remove(sub + "/" + fn);
-    }
-    ::closedir(d);
-  }
-  ::closedir(top);
-  return {};
+  return base::fs::make_dirs(root_);
 }
 
 Result<std::string> BlobStore::claim_bucket() {
@@ -55,31 +37,31 @@ Result<std::string> BlobStore::claim_bucket() {
   return bucket_;
 }
 
-Result<std::string> BlobStore::put(std::string_view data) {
+Result<PendingBlob> BlobStore::write(std::string_view data) {
   auto bucket = claim_bucket();
   if (!bucket) return bucket.error();
   std::string id = *bucket + "/" + base::system_random().token(15);
   std::string path = root_ + "/" + id;
-  std::string tmp = path + ".tmp";
-  {
-    auto f = base::fs::File::open(tmp, base::fs::File::Mode::create_new);
-    if (!f) return f.error();
-    auto r = f->append({reinterpret_cast<const unsigned char*>(data.data()), data.size()});
-    if (r) r = f->sync();
-    if (!r) {
-      (void)base::fs::remove(tmp);
-      return r.error();
-    }
-  }
-  if (auto r = base::fs::rename(tmp, path); !r) {
-    (void)base::fs::remove(tmp);
+  auto f = base::fs::File::open(path, base::fs::File::Mode::create_new);
+  if (!f) return f.error();
+  if (auto r = f->append({reinterpret_cast<const unsigned char*>(data.data()), data.size()}); !r) {
+    (void)base::fs::remove(path);
     return r.error();
   }
-  return id;
+  f->start_writeback();
+  return PendingBlob{std::move(id), std::move(*f)};
 }
 
-Result<void> BlobStore::sync_dir(std::string_view bucket) {
-  return base::fs::sync_dir(root_ + "/" + std::string(bucket));
+Result<void> BlobStore::make_durable(std::span<PendingBlob> blobs) {
+  std::set<std::string> buckets;
+  for (auto& b : blobs) {
+    if (auto r = b.file.sync(); !r) return r;
+    buckets.insert(b.id.substr(0, b.id.find('/')));
+  }
+  // The directory entries, so the files are found after a power loss.
+  for (const auto& bucket : buckets)
+    if (auto r = base::fs::sync_dir(root_ + "/" + bucket); !r) return r;
+  return {};
 }
 
 Result<std::string> BlobStore::get(std::string_view id) const {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "base/error.hpp"
+#include "base/fs.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -119,16 +120,23 @@ struct SqliteOptions {
 // fault hooks via a VFS shim.
 Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, const SqliteOptions& options);
 
-// Encrypted message blobs as files, <root>/<bucket>/<name>. put() makes the file durable; the
-// rename that publishes it becomes durable with sync_dir(bucket), which the group committer runs
-// once per bucket per batch. put() is thread-safe.
+// A blob whose bytes are written but not yet durable.
+struct PendingBlob {
+  std::string id;
+  base::fs::File file;
+};
+
+// Encrypted message blobs as files, <root>/<bucket>/<name>. write() creates and fills the file
+// and starts its writeback; make_durable() then fdatasyncs a whole batch of them and fsyncs each
+// bucket directory once, so a group of messages costs about one journal commit. A bucket holds
+// a bounded number of files. write() is thread-safe. A blob no committed row points to (a crash
+// before the commit) is unreferenced garbage, unreadable without the account key.
 class BlobStore {
  public:
   explicit BlobStore(std::string root);
-  // Creates the root, removes temp files left by a crash.
-  Result<void> open();
-  Result<std::string> put(std::string_view data);
-  Result<void> sync_dir(std::string_view bucket);
+  Result<void> open();  // creates the root
+  Result<PendingBlob> write(std::string_view data);
+  Result<void> make_durable(std::span<PendingBlob> blobs);
   Result<std::string> get(std::string_view id) const;
   Result<void> remove(std::string_view id);
   const std::string& root() const { return root_; }

@@ -432,7 +432,8 @@ class Postfix:
 
         Returns the PIDs that had to be killed (empty when Postfix stopped cleanly).
         """
-        if not self.started:
+        mp = self.master_pid()
+        if not self.started and not (mp and pid_alive(mp)):
             return []
         self.known_pids |= set(self.instance_pids())
         self.postfix("stop")
@@ -511,6 +512,14 @@ class Dovecot:
         os.chown(h, self.uid, self.gid)
         self.users.append(user)
         self.write_users()  # passwd-file is re-read when its mtime changes
+
+    def create_inbox(self, user):
+        """Create the user's INBOX now.  Dovecot 2.3 can panic (index lock
+        "Resource deadlock avoided") or answer 451 "Mailbox already exists"
+        when several LMTP deliveries race to auto-create a new mailbox."""
+        r = run(["doveadm", "-c", self.conf, "mailbox", "create", "-u", user, "INBOX"])
+        if r.returncode != 0 and "exists" not in r.stdout:
+            raise RuntimeError(f"doveadm mailbox create -u {user} INBOX failed: {r.stdout}")
 
     def remove_user_mail(self, user):
         shutil.rmtree(self.home(user), ignore_errors=True)

@@ -17,10 +17,12 @@ Python standard library only.
 """
 
 import argparse
+import concurrent.futures
 import email.utils
 import hashlib
 import os
 import shutil
+import signal
 import smtplib
 import sys
 import tempfile
@@ -44,7 +46,7 @@ def check(cond, msg):
         raise Failure(msg)
 
 
-def make_messages(account, second):
+def make_messages(account, second, bulk):
     """(envelope recipients, message bytes, subject, message-id, body-check) tuples."""
     msgs = []
 
@@ -80,6 +82,10 @@ def make_messages(account, second):
     big = "".join(f"{i:06d} {line}" for i in range(6000))  # ~480 KB
     build(5, "interop large 5", [account], big,
           "Content-Type: text/plain; charset=us-ascii\r\n")
+    for i in range(bulk):
+        build(100 + i, f"interop bulk {100 + i}", [account],
+              f"Bulk message {i}; Postfix delivers these over parallel TLS sessions.\r\n" * 20,
+              "Content-Type: text/plain; charset=us-ascii\r\n")
     return msgs
 
 
@@ -131,6 +137,8 @@ def main():
                     help="postern binary (default: build/debug/src/cli/postern)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds to wait for delivery (default 120)")
+    ap.add_argument("--bulk", type=int, default=40,
+                    help="extra small messages beyond the 5 special ones (default 40)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
@@ -143,6 +151,11 @@ def main():
     if not os.access(args.postern, os.X_OK):
         print(f"FAIL: postern binary not executable: {args.postern}", file=sys.stderr)
         return 2
+
+    def on_term(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
 
     work = tempfile.mkdtemp(prefix="postern-interop-")
     mailstack.make_world_traversable(work)
@@ -166,13 +179,22 @@ def main():
         postfix.start()
         print(f"postfix master pid {postfix.master_pid()} on 127.0.0.1:{postfix.port}")
 
-        msgs = make_messages(postern.account, second)
-        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as s:
-            s.ehlo("client.postern-interop.test")
-            for m in msgs:
-                refused = s.sendmail(SENDER, m["rcpts"], m["data"])
-                check(not refused, f"postfix refused {refused}")
-        print(f"submitted {len(msgs)} messages to postfix")
+        msgs = make_messages(postern.account, second, args.bulk)
+
+        def submit(batch):
+            with smtplib.SMTP("127.0.0.1", postfix.port, timeout=60) as s:
+                s.ehlo("client.postern-interop.test")
+                for m in batch:
+                    refused = s.sendmail(SENDER, m["rcpts"], m["data"])
+                    if refused:
+                        raise Failure(f"postfix refused {refused}")
+        # Several submission sessions at once, so Postfix opens parallel
+        # STARTTLS sessions to postern.
+        batches = [msgs[i::4] for i in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(len(batches)) as pool:
+            for f in [pool.submit(submit, b) for b in batches]:
+                f.result()
+        print(f"submitted {len(msgs)} messages to postfix over {len(batches)} sessions")
 
         want = {postern.account: {m["mid"] for m in msgs},
                 second: {m["mid"] for m in msgs if second in m["rcpts"]}}
@@ -242,9 +264,9 @@ def main():
         ok = True
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
-    except Exception:
+    except (Exception, KeyboardInterrupt):
         traceback.print_exc()
-        print("FAIL: unexpected error", file=sys.stderr)
+        print("FAIL: unexpected error or interrupted", file=sys.stderr)
     finally:
         if postfix is not None:
             try:

@@ -105,24 +105,25 @@ TEST_F(StoreTest, ReopenKeepsSchemaAndData) {
   EXPECT_EQ((*s)->accounts()->size(), 1u);
 }
 
-TEST(BlobStore, PutGetRemoveAndTempCleanup) {
+TEST(BlobStore, WriteMakeDurableGetRemove) {
   auto dir =
       std::filesystem::temp_directory_path() / ("postern-blobs-" + base::system_random().token(6));
   BlobStore b(dir.string());
   ASSERT_TRUE(b.open());
-  auto id = b.put("ciphertext");
-  ASSERT_TRUE(id);
-  ASSERT_TRUE(b.sync_dir(id->substr(0, id->find('/'))));
-  EXPECT_EQ(*b.get(*id), "ciphertext");
+  std::vector<PendingBlob> pending;
+  for (const char* data : {"one", "two"}) {
+    auto p = b.write(data);
+    ASSERT_TRUE(p);
+    pending.push_back(std::move(*p));
+  }
+  EXPECT_EQ(pending[0].id.substr(0, 6), pending[1].id.substr(0, 6));  // same bucket
+  ASSERT_TRUE(b.make_durable(pending));
+  EXPECT_EQ(*b.get(pending[0].id), "one");
+  EXPECT_EQ(*b.get(pending[1].id), "two");
   EXPECT_FALSE(b.get("../etc/passwd"));
   EXPECT_FALSE(b.get("a/b/c"));
-  std::string tmp = (dir / id->substr(0, id->find('/')) / "leftover.tmp").string();
-  ASSERT_TRUE(base::fs::write_file_durable(tmp, "partial"));
-  BlobStore again(dir.string());
-  ASSERT_TRUE(again.open());
-  EXPECT_FALSE(std::filesystem::exists(tmp));
-  ASSERT_TRUE(again.remove(*id));
-  EXPECT_FALSE(again.get(*id));
+  ASSERT_TRUE(b.remove(pending[0].id));
+  EXPECT_FALSE(b.get(pending[0].id));
   std::filesystem::remove_all(dir);
 }
 
