@@ -52,6 +52,19 @@ Result<store::Account> find(store::Store& s, const std::string& address) {
   return std::move(**acc);
 }
 
+struct Unlockable {
+  store::Account account;
+  keys::Keyring keyring;
+};
+
+Result<Unlockable> find_with_keyring(store::Store& s, const std::string& address) {
+  auto acc = find(s, address);
+  if (!acc) return acc.error();
+  auto ring = keys::Keyring::parse(acc->keyring);
+  if (!ring) return ring.error();
+  return Unlockable{std::move(*acc), std::move(*ring)};
+}
+
 }  // namespace
 
 int user_add(const std::string& config_path, const std::string& address, std::istream& in,
@@ -73,10 +86,10 @@ int user_passwd(const std::string& config_path, const std::string& address, std:
   int code = exit_ok;
   auto o = open(config_path, err, code);
   if (!o) return code;
-  auto acc = find(*o->store, address);
-  if (!acc) return report(acc.error(), err);
-  auto ring = keys::Keyring::parse(acc->keyring);
-  if (!ring) return report(ring.error(), err);
+  auto found = find_with_keyring(*o->store, address);
+  if (!found) return report(found.error(), err);
+  const auto* acc = &found->account;
+  const auto* ring = &found->keyring;
   // First line: the current password (or the recovery key); second line: the new password.
   std::string old_secret = read_secret_line(in);
   std::string new_password = read_secret_line(in);
@@ -160,12 +173,11 @@ int mail_list(const std::string& config_path, const std::string& address, std::i
   int code = exit_ok;
   auto o = open(config_path, err, code);
   if (!o) return code;
-  auto acc = find(*o->store, address);
-  if (!acc) return report(acc.error(), err);
-  auto ring = keys::Keyring::parse(acc->keyring);
-  if (!ring) return report(ring.error(), err);
+  auto found = find_with_keyring(*o->store, address);
+  if (!found) return report(found.error(), err);
+  const auto* acc = &found->account;
   std::string password = read_secret_line(in);
-  auto unlocked = keys::unlock_with_password(acc->address, *ring, password);
+  auto unlocked = keys::unlock_with_password(acc->address, found->keyring, password);
   crypto::wipe(password);
   if (!unlocked) return report(unlocked.error(), err);
   auto inbox = o->store->find_mailbox(acc->id, "INBOX");

@@ -410,23 +410,23 @@ Action ServerSession::step_data() {
   return Action::read;
 }
 
+bool ServerSession::refuse_bad_message() {
+  if (too_big_) {
+    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+  } else if (bad_line_end_) {
+    reply(554, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)");
+  } else if (line_too_long_) {
+    reply(554, "5.6.0", "Message contains a line longer than 998 characters (RFC 5322 2.1.1)");
+  } else {
+    return false;
+  }
+  reset_transaction();
+  return true;
+}
+
 Action ServerSession::finish_data() {
   state_ = State::command;
-  if (too_big_) {
-    reset_transaction();
-    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
-    return Action::read;
-  }
-  if (bad_line_end_) {
-    reset_transaction();
-    reply(554, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)");
-    return Action::read;
-  }
-  if (line_too_long_) {
-    reset_transaction();
-    reply(554, "5.6.0", "Message contains a line longer than 998 characters (RFC 5322 2.1.1)");
-    return Action::read;
-  }
+  if (refuse_bad_message()) return Action::read;
   state_ = State::wait_delivery;
   return Action::deliver;
 }
@@ -485,16 +485,7 @@ Action ServerSession::step_bdat() {
     return error(r.code, r.enhanced, r.text);
   }
   if (bdat_last_ && bdat_prev_ == '\r') bad_line_end_ = true;
-  if (too_big_) {
-    reset_transaction();
-    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
-    return Action::read;
-  }
-  if (bad_line_end_) {
-    reset_transaction();
-    reply(554, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)");
-    return Action::read;
-  }
+  if (refuse_bad_message()) return Action::read;
   if (!bdat_last_) {
     reply(250, "2.0.0", std::to_string(bdat_size_) + " octets received");
     return Action::read;

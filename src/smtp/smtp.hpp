@@ -104,6 +104,8 @@ class ServerSession {
   Action command_vrfy(std::string_view arg);
   Action error(int code, std::string_view enhanced, std::string_view text);
   Action finish_data();
+  // Replies to and resets a message that broke a limit or had a bare CR/LF; false if none.
+  bool refuse_bad_message();
   Action step_data();
   Action step_bdat();
   void reply(int code, std::string_view enhanced, std::string_view text);
