@@ -1,5 +1,5 @@
-// Header sections and the serialised summary: offsets stay inside the input, parse(serialize())
-// round-trips, and arbitrary bytes never crash Summary::parse.
+// Header sections, MIME structure and the serialised summary: offsets stay inside the input,
+// parse(serialize()) round-trips, and arbitrary bytes never crash Summary::parse.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -23,8 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto s = summarize(in, limits);
     if (!s) std::abort();
+    for (const auto& p : s->parts)
+      if (p.body_offset > in.size() || p.body_size > in.size() - p.body_offset) std::abort();
     auto back = Summary::parse(s->serialize());
-    if (!back || back->header_section != s->header_section || back->size != s->size) std::abort();
+    if (!back || back->header_section != s->header_section || back->size != s->size ||
+        back->parts.size() != s->parts.size())
+      std::abort();
   }
   (void)Summary::parse(in);
   return 0;

@@ -1,4 +1,4 @@
-// RFC 5322 2.2 header fields and 2.2.3 folding; the encrypted per-message summary.
+// RFC 5322 2.2 header fields and 2.2.3 folding.
 #include "mime/mime.hpp"
 
 #include <strings.h>
@@ -69,60 +69,6 @@ Result<HeaderSection> parse_header_section(std::string_view msg, const HeaderLim
   }
   hs.body_offset = pos;
   return hs;
-}
-
-namespace {
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (i * 8)) & 0xff);
-}
-uint64_t get_u64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return v;
-}
-constexpr std::string_view summary_tag = "PSUM1";
-}  // namespace
-
-std::string Summary::serialize() const {
-  std::string out(summary_tag);
-  put_u64(out, size);
-  put_u64(out, body_offset);
-  put_u64(out, body_lines);
-  put_u64(out, header_section.size());
-  out += header_section;
-  return out;
-}
-
-Result<Summary> Summary::parse(std::string_view in) {
-  constexpr std::size_t fixed = summary_tag.size() + 32;
-  if (in.size() < fixed || in.substr(0, summary_tag.size()) != summary_tag)
-    return Error(Errc::syntax, "summary");
-  Summary s;
-  in.remove_prefix(summary_tag.size());
-  s.size = get_u64(in);
-  s.body_offset = get_u64(in.substr(8));
-  s.body_lines = get_u64(in.substr(16));
-  uint64_t hlen = get_u64(in.substr(24));
-  in.remove_prefix(32);
-  if (hlen != in.size()) return Error(Errc::syntax, "summary length");
-  s.header_section = std::string(in);
-  return s;
-}
-
-Result<Summary> summarize(std::string_view message, const HeaderLimits& limits) {
-  auto hs = parse_header_section(message, limits);
-  if (!hs) return hs.error();
-  Summary s;
-  s.size = message.size();
-  s.body_offset = hs->body_offset;
-  s.header_section = std::string(message.substr(0, hs->body_offset));
-  std::string_view body = message.substr(hs->body_offset);
-  uint64_t lines = 0;
-  for (std::size_t p = body.find("\r\n"); p != std::string_view::npos; p = body.find("\r\n", p + 2))
-    ++lines;
-  if (!body.empty() && body.size() >= 2 && body.substr(body.size() - 2) != "\r\n") ++lines;
-  s.body_lines = lines;
-  return s;
 }
 
 }  // namespace postern::mime

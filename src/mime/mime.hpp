@@ -66,13 +66,37 @@ struct HeaderSection {
 Result<HeaderSection> parse_header_section(std::string_view message, const HeaderLimits& limits);
 std::string unfold(std::string_view raw_value);
 
-// What delivery encrypts next to each message so IMAP can list a mailbox without decrypting
-// bodies: the whole header section plus sizes. Serialised with a version tag.
+// One MIME body part below the top level (RFC 2045/2046), located in the whole message.
+struct Part {
+  std::string path;     // IMAP part number: "1", "1.2", ...
+  std::string headers;  // the part's own header section (MIME headers), raw
+  uint64_t body_offset = 0;
+  uint64_t body_size = 0;
+  uint64_t body_lines = 0;
+  uint32_t children = 0;  // direct sub-parts when the part is a multipart
+};
+
+struct StructureLimits {
+  std::size_t max_depth = 16;
+  std::size_t max_parts = 500;  // beyond either limit the rest is summarised as plain bodies
+};
+
+// Splits a multipart body (RFC 2046 5.1) into parts, depth first, appending to `out`.
+// `message` is the whole message; `headers` and `body` are views into it.
+void parse_structure(std::string_view message, std::string_view headers, std::string_view body,
+                     const std::string& path, const StructureLimits& limits,
+                     std::vector<Part>& out);
+// The boundary parameter of a multipart Content-Type value, or empty.
+std::string multipart_boundary(std::string_view content_type);
+
+// What delivery encrypts next to each message so IMAP can list a mailbox and describe its
+// structure without decrypting bodies: the header section, sizes and the MIME parts.
 struct Summary {
   std::string header_section;
   uint64_t size = 0;
   uint64_t body_offset = 0;
   uint64_t body_lines = 0;
+  std::vector<Part> parts;
   std::string serialize() const;
   static Result<Summary> parse(std::string_view bytes);
 };
