@@ -48,18 +48,6 @@ std::string lower_ascii(std::string_view s) {
   return out;
 }
 
-bool valid_address_literal(std::string_view lit) {
-  // lit excludes the brackets.
-  if (lit.size() > 5 && lit.substr(0, 5) == "IPv6:") {
-    std::string s(lit.substr(5));
-    unsigned char buf[16];
-    return inet_pton(AF_INET6, s.c_str(), buf) == 1;
-  }
-  std::string s(lit);
-  unsigned char buf[4];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1;
-}
-
 }  // namespace
 
 const std::error_category& category() {
@@ -121,6 +109,15 @@ bool valid_utf8(std::string_view s) {
     i += n + 1;
   }
   return true;
+}
+
+bool valid_address_literal(std::string_view lit) {
+  // inet_pton reads a C string: an embedded NUL would hide trailing garbage.
+  if (lit.find('\0') != std::string_view::npos || lit.size() > 64) return false;
+  unsigned char buf[16];
+  if (lit.size() > 5 && lit.substr(0, 5) == "IPv6:")
+    return inet_pton(AF_INET6, std::string(lit.substr(5)).c_str(), buf) == 1;
+  return inet_pton(AF_INET, std::string(lit).c_str(), buf) == 1;
 }
 
 bool valid_domain(std::string_view domain, bool allow_utf8) {

@@ -44,6 +44,8 @@ struct Mailbox {
 // RFC 5321 4.1.2 Mailbox. allow_utf8: RFC 6531 (SMTPUTF8 was given).
 Result<Mailbox> parse_mailbox(std::string_view text, bool allow_utf8);
 bool valid_domain(std::string_view domain, bool allow_utf8);
+// RFC 5321 4.1.3 address literal without brackets: "192.0.2.1" or "IPv6:2001:db8::1".
+bool valid_address_literal(std::string_view literal);
 bool valid_utf8(std::string_view s);
 
 struct Header {

@@ -23,7 +23,9 @@ constexpr std::size_t compact_threshold = std::size_t{16} * 1024;
 
 bool plausible_helo(std::string_view arg) {
   if (arg.empty() || arg.size() > mime::max_domain_bytes) return false;
-  if (arg.front() == '[') return arg.back() == ']';
+  if (arg.front() == '[')
+    return arg.size() > 2 && arg.back() == ']' &&
+           mime::valid_address_literal(arg.substr(1, arg.size() - 2));
   for (unsigned char c : arg)
     if (!(std::isalnum(c) || c == '.' || c == '-' || c == '_')) return false;
   return true;
@@ -83,7 +85,7 @@ void ServerSession::reset_transaction() {
   rcpt_attempts_ = 0;
   message_.clear();
   too_big_ = bad_line_end_ = line_too_long_ = false;
-  line_len_ = 0;
+  prev_line_bare_ = false;
   bdat_failed_ = false;
   bdat_prev_ = 0;
 }
@@ -310,7 +312,7 @@ Action ServerSession::command_rcpt(std::string_view arg) {
 Action ServerSession::command_vrfy(std::string_view arg) {
   if (arg.empty()) return error(501, "5.5.4", "Syntax: VRFY address");
   if (!opt_.vrfy_enabled) {
-    reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+    reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
     return Action::read;
   }
   std::string_view text = arg;
@@ -355,7 +357,7 @@ Action ServerSession::command_data(std::string_view arg) {
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
   state_ = State::data;
   message_.clear();
-  line_len_ = 0;
+  prev_line_bare_ = false;
   return Action::read;
 }
 
@@ -367,20 +369,27 @@ Action ServerSession::step_data() {
     const void* lfp = std::memchr(p, '\n', avail);
     if (skipping_long_line_) {
       if (!lfp) {
+        skip_last_byte_ = in_.back();
         in_pos_ = in_.size();
         return Action::read;
       }
-      in_pos_ += static_cast<std::size_t>(static_cast<const char*>(lfp) - p) + 1;
+      auto off = static_cast<std::size_t>(static_cast<const char*>(lfp) - p);
+      char before_lf = off > 0 ? p[off - 1] : skip_last_byte_;
+      in_pos_ += off + 1;
       skipping_long_line_ = false;
-      // The skipped line ended; a terminating "." needs a preceding CRLF, which this had or
-      // not: either way the message already fails, so require a fresh line.
-      line_len_ = 0;
+      // The skipped line counts like any other: ended by a bare LF, it fails the message and
+      // the next "." does not end the data (no smuggling through over-long lines).
+      prev_line_bare_ = before_lf != '\r';
+      if (prev_line_bare_) bad_line_end_ = true;
       continue;
     }
+    // RFC 5321 4.5.3.1.6: the limit excludes a leading dot added by transparency (4.5.2).
+    std::size_t stuffing = p[0] == '.' ? 1 : 0;
     if (!lfp) {
-      if (avail > max_line) {
+      if (avail > max_line + stuffing) {
         line_too_long_ = true;
         skipping_long_line_ = true;
+        skip_last_byte_ = in_.back();
         in_pos_ = in_.size();
       }
       return Action::read;
@@ -390,14 +399,13 @@ Action ServerSession::step_data() {
     in_pos_ += len;
     bool crlf = len >= 2 && line[len - 2] == '\r';
     std::string_view content = line.substr(0, len - (crlf ? 2 : 1));
-    // line_len_ != 0 marks "the previous line did not end in CRLF".
-    bool after_crlf = line_len_ == 0;
-    line_len_ = crlf ? 0 : 1;
+    bool after_crlf = !prev_line_bare_;
+    prev_line_bare_ = !crlf;
     if (!crlf) bad_line_end_ = true;
     if (content.find('\r') != std::string_view::npos) bad_line_end_ = true;
-    if (len > max_line) line_too_long_ = true;
+    if (len > max_line + stuffing) line_too_long_ = true;
     if (crlf && after_crlf && content == ".") return finish_data();
-    if (!content.empty() && content.front() == '.') content.remove_prefix(1);  // 4.5.2
+    if (stuffing) content.remove_prefix(1);
     if (too_big_) continue;
     if (message_.size() + content.size() + 2 > opt_.limits.max_message_bytes) {
       too_big_ = true;
@@ -434,16 +442,17 @@ Action ServerSession::finish_data() {
 Action ServerSession::command_bdat(std::string_view arg) {
   auto sp = arg.find(' ');
   auto size = detail::parse_decimal(arg.substr(0, sp));
-  bool last = false;
-  if (sp != std::string_view::npos) {
-    if (!iequals(arg.substr(sp + 1), "LAST")) size.reset();
-    last = true;
-  }
+  bool last = sp != std::string_view::npos;
   if (!size) return error(501, "5.5.4", "Syntax: BDAT size [LAST]");
   bdat_remaining_ = bdat_size_ = *size;
   bdat_last_ = last;
   state_ = State::bdat;
-  if (!in_transaction_) {
+  // With a readable size the chunk is always consumed, even when the command is refused, so
+  // its bytes are never taken for commands (RFC 3030 2).
+  if (last && !iequals(arg.substr(sp + 1), "LAST")) {
+    bdat_failed_ = true;
+    reply_pending_ = Reply{501, "5.5.4", "Syntax: BDAT size [LAST]"};
+  } else if (!in_transaction_) {
     bdat_failed_ = true;
     reply_pending_ = Reply{503, "5.5.1", "Need MAIL command first"};
   } else if (env_.recipients.empty()) {
@@ -481,7 +490,7 @@ Action ServerSession::step_bdat() {
   state_ = State::command;
   if (bdat_failed_) {
     Reply r = std::move(reply_pending_);
-    bdat_failed_ = false;
+    reset_transaction();
     return error(r.code, r.enhanced, r.text);
   }
   if (bdat_last_ && bdat_prev_ == '\r') bad_line_end_ = true;

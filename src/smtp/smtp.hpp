@@ -130,7 +130,8 @@ class ServerSession {
   bool too_big_ = false;
   bool bad_line_end_ = false;
   bool line_too_long_ = false;
-  std::size_t line_len_ = 0;  // bytes of the current DATA line so far
+  bool prev_line_bare_ = false;  // the previous DATA line did not end in CRLF
+  char skip_last_byte_ = 0;      // last byte of an over-long line being skipped
   uint64_t bdat_remaining_ = 0;
   uint64_t bdat_size_ = 0;
   bool bdat_last_ = false;
