@@ -75,13 +75,18 @@ int serve(const std::string& config_path, std::ostream& err) {
     return exit_failure;
   }
   base::SystemClock clock;
+  crypto::SecretBytes dedupe_key;
   if (c.delivery_dedupe_window_seconds > 0) {
-    auto key = (*store)->instance_secret("delivery-dedupe-key", crypto::random_bytes(32));
+    std::string candidate = crypto::random_bytes(32);
+    auto key = (*store)->instance_secret("delivery-dedupe-key", candidate);
+    crypto::wipe(candidate);
     if (!key) {
       err << "postern: database: " << key.error().describe() << "\n";
       return exit_failure;
     }
-    services.dedupe_key = std::move(*key);
+    dedupe_key = crypto::SecretBytes::copy_of(*key);
+    crypto::wipe(*key);
+    services.dedupe_key = &dedupe_key;
   }
   server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch), clock,
                               std::chrono::seconds(c.delivery_dedupe_window_seconds));

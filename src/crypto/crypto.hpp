@@ -49,6 +49,7 @@ class SecretBytes {
 
 // Wipes a buffer that held secret material.
 void wipe(std::string& s);
+void wipe(void* p, std::size_t n);
 bool equal_ct(std::string_view a, std::string_view b);  // constant time, sizes public
 
 enum class Aead { chacha20_poly1305, xchacha20_poly1305 };

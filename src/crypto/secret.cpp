@@ -88,6 +88,10 @@ void wipe(std::string& s) {
   s.clear();
 }
 
+void wipe(void* p, std::size_t n) {
+  sodium_memzero(p, n);
+}
+
 bool equal_ct(std::string_view a, std::string_view b) {
   return a.size() == b.size() && (a.empty() || sodium_memcmp(a.data(), b.data(), a.size()) == 0);
 }

@@ -105,12 +105,17 @@ Result<crypto::SecretBytes> parse_recovery(std::string_view text) {
       bits -= 8;
     }
   }
+  crypto::wipe(&buffer, sizeof buffer);
   if (n != out.size()) return Error(Errc::wrong_recovery_key);
   return out;
 }
 
 Result<UnlockedKeys> unbundle(const Keyring& k, const crypto::SecretBytes& bundle) {
   if (bundle.size() != bundle_bytes) return Error(Errc::corrupt_keyring);
+  // The public key in the keyring is not authenticated by the wrapping: check it against the
+  // secret it must belong to.
+  auto derived = crypto::x25519_public_from_secret(bundle.view().substr(0, storage_sk_bytes));
+  if (!derived || *derived != k.storage_public) return Error(Errc::corrupt_keyring);
   UnlockedKeys u;
   u.storage_public = k.storage_public;
   u.storage_secret = crypto::SecretBytes::copy_of(bundle.view().substr(0, storage_sk_bytes));

@@ -7,6 +7,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+
+#include "base/error.hpp"
 
 namespace postern::server {
 
@@ -30,12 +33,22 @@ auto await_callback(Start start) {
       asio::use_awaitable, std::move(start));
 }
 
-// Runs `fn` on the blocking pool and resumes the caller with its result.
+// Runs `fn` on the blocking pool and resumes the caller with its result. T is a Result: an
+// exception (bad_alloc from a huge message, say) becomes its error instead of escaping the
+// pool thread and ending the process.
 template <class T, class Fn>
 auto run_blocking(asio::thread_pool& pool, Fn fn) {
   auto* p = &pool;
   return await_callback<T>([p, fn = std::move(fn)](auto cb) mutable {
-    asio::post(*p, [fn = std::move(fn), cb = std::move(cb)]() mutable { cb(fn()); });
+    asio::post(*p, [fn = std::move(fn), cb = std::move(cb)]() mutable {
+      std::optional<T> result;
+      try {
+        result.emplace(fn());
+      } catch (const std::exception& e) {
+        result.emplace(Error(std::make_error_code(std::errc::not_enough_memory), e.what()));
+      }
+      cb(std::move(*result));
+    });
   });
 }
 

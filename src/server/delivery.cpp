@@ -65,10 +65,10 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     p.record.internal_date = svc.clock->unix_seconds();
     p.record.sealed_key = std::move(sealed->sealed_key);
     p.record.summary = std::move(sealed->summary);
-    if (!svc.dedupe_key.empty()) {
+    if (svc.dedupe_key) {
       // What the client sent, to whom, from whom: identical on a retry, different otherwise.
-      auto digest =
-          crypto::keyed_hash(svc.dedupe_key, {return_path, std::to_string(account_id), in.message});
+      auto digest = crypto::keyed_hash(svc.dedupe_key->view(),
+                                       {return_path, std::to_string(account_id), in.message});
       if (!digest) return fail(digest.error());
       p.record.dedupe_digest = std::move(*digest);
     }
@@ -78,6 +78,9 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
 }
 
 smtp::Reply delivery_failure_reply(const Error& e) {
+  // The message itself is unacceptable (header limits): retrying cannot help.
+  if (e.code().category() == mime::category())
+    return {554, "5.6.0", "Message header section exceeds limits"};
   if (e.code() == std::errc::no_space_on_device || e.code() == store::Errc::full)
     return {452, "4.3.1", "Insufficient system storage, try again later"};
   return {451, "4.3.0", "Temporary storage failure, try again later"};

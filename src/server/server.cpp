@@ -1,6 +1,7 @@
 // Listeners, threads, signals and the privilege drop.
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <thread>
@@ -53,7 +54,10 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::shared_ptr<SmtpS
                                                        nothrow_awaitable);
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
+      // Out of descriptors (EMFILE) and the like: retrying at once would spin.
       base::log::warn("smtp.accept.failed", {{"error", ec.message()}});
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(nothrow_awaitable);
       continue;
     }
     auto ex = socket.get_executor();
@@ -65,6 +69,12 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::shared_ptr<SmtpS
 
 Result<void> Server::bind() {
   auto& m = *impl_;
+  // Every connection and every blob awaiting its group commit holds a descriptor.
+  struct rlimit nofile {};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   for (const auto& text : m.options.smtp_listen) {
     auto ep = net::parse_endpoint(text);
     if (!ep) return ep.error();

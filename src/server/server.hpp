@@ -4,6 +4,7 @@
 
 #include "base/clock.hpp"
 #include "base/error.hpp"
+#include "crypto/crypto.hpp"
 #include "smtp/smtp.hpp"
 #include "store/store.hpp"
 
@@ -87,7 +88,8 @@ struct Services {
   Committer* committer = nullptr;
   const base::Clock* clock = nullptr;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS
-  std::string dedupe_key;  // 32-byte instance secret for delivery digests; empty: no dedupe
+  // 32-byte instance secret for delivery digests (null: no dedupe); owned by the caller.
+  const crypto::SecretBytes* dedupe_key = nullptr;
 };
 
 struct ServerOptions {

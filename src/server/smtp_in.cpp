@@ -16,9 +16,9 @@ namespace postern::server {
 ConnectionTracker::Verdict ConnectionTracker::acquire(const std::string& ip) {
   std::lock_guard lock(mu_);
   if (total_ >= max_total_) return Verdict::too_many_total;
-  auto& n = per_ip_[ip];
-  if (n >= max_per_ip_) return Verdict::too_many_from_ip;
-  ++n;
+  auto it = per_ip_.find(ip);
+  if (it != per_ip_.end() && it->second >= max_per_ip_) return Verdict::too_many_from_ip;
+  ++per_ip_[ip];
   ++total_;
   return Verdict::ok;
 }
@@ -76,55 +76,93 @@ class Stream {
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
 };
 
-// Cancels the socket's operations when the deadline passes.
-struct Watchdog {
-  explicit Watchdog(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
-  std::chrono::steady_clock::time_point deadline;
-  bool done = false;
-  bool expired = false;
-  tcp::socket* socket = nullptr;
+// One per session. The client must have done its part (sent a command, the message) by the
+// deadline; past it the watcher cancels the socket's pending operations and marks the session
+// expired. arm() restarts the clock after each reply, so time the server spends working
+// (lookups, encryption, the commit) never counts against the client.
+class Watchdog {
+ public:
+  Watchdog(const asio::any_io_executor& ex, tcp::socket& socket) : timer_(ex), socket_(&socket) {}
+  void arm(std::chrono::seconds d) {
+    expired_ = false;
+    timer_.expires_after(d);  // cancels the pending wait: the watcher re-reads the expiry
+  }
+  bool expired() const { return expired_; }
+  void stop() {
+    done_ = true;
+    timer_.cancel();
+  }
+  friend asio::awaitable<void> watch(std::shared_ptr<Watchdog> w);
+
+ private:
+  asio::steady_timer timer_;
+  tcp::socket* socket_;
+  bool done_ = false;
+  bool expired_ = false;
 };
 
 asio::awaitable<void> watch(std::shared_ptr<Watchdog> w) {
-  while (!w->done) {
-    w->timer.expires_at(w->deadline);
-    co_await w->timer.async_wait(nothrow_awaitable);
-    if (w->done) co_return;
-    if (std::chrono::steady_clock::now() >= w->deadline) {
-      w->expired = true;
-      boost::system::error_code ignored;
-      w->socket->cancel(ignored);
-      co_return;
-    }
+  while (!w->done_) {
+    co_await w->timer_.async_wait(nothrow_awaitable);
+    if (w->done_) co_return;
+    // Woken by arm() (aborted wait), or a completion that raced with it: check the expiry.
+    if (w->timer_.expiry() > std::chrono::steady_clock::now()) continue;
+    w->expired_ = true;
+    boost::system::error_code ignored;
+    w->socket_->cancel(ignored);
+    w->timer_.expires_at(std::chrono::steady_clock::time_point::max());  // until the next arm()
   }
 }
 
+// Releases what a session holds however it ends (normal return or exception).
+struct SessionEnd {
+  std::shared_ptr<Watchdog> watchdog;
+  ConnectionTracker* tracker;
+  std::string tracker_key;
+  ~SessionEnd() {
+    watchdog->stop();
+    tracker->release(tracker_key);
+  }
+};
+
+// Connection limits count IPv4 addresses and IPv6 /64 networks (one customer's allocation).
+std::string tracker_key(const asio::ip::address& a) {
+  if (a.is_v6()) {
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+    auto bytes = v6.to_bytes();
+    for (std::size_t i = 8; i < bytes.size(); ++i) bytes[i] = 0;
+    return asio::ip::address_v6(bytes).to_string() + "/64";
+  }
+  return a.to_string();
+}
+
+// A recipient's fate: an account id, or the rejection to send. Store failures are errors
+// (451 4.3.0), never a permanent "unknown user".
 struct Verdict {
   std::optional<smtp::Reply> rejection;
   int64_t account_id = 0;
 };
 
-Verdict lookup_recipient(store::Store& store, const mime::Mailbox& mb,
-                         const std::string& postmaster) {
-  static const smtp::Reply temp{451, "4.3.0", "Temporary lookup failure, try again later"};
+Result<Verdict> lookup_recipient(store::Store& store, const mime::Mailbox& mb,
+                                 const std::string& postmaster) {
   std::string key;
   if (mb.domain.empty()) {
     key = postmaster;  // RFC 5321 4.1.1.3 <Postmaster>
   } else {
     auto local = store.is_local_domain(mb.domain);
-    if (!local) return {temp};
-    if (!*local) return {smtp::Reply{550, "5.7.1", "Relay access denied"}};
+    if (!local) return local.error();
+    if (!*local) return Verdict{smtp::Reply{550, "5.7.1", "Relay access denied"}};
     key = mb.lookup_key();
   }
   auto id = store.resolve_address(key);
-  if (!id) return {temp};
+  if (!id) return id.error();
   if (!*id && mb.lookup_key().starts_with("postmaster@") && !postmaster.empty()) {
     id = store.resolve_address(postmaster);
-    if (!id) return {temp};
+    if (!id) return id.error();
   }
-  if (!*id) return {smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
-  return {std::nullopt, **id};
+  if (!*id) return Verdict{smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
+  return Verdict{std::nullopt, **id};
 }
 
 }  // namespace
@@ -134,12 +172,13 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   auto remote = socket.remote_endpoint(ec);
   if (ec) co_return;
   std::string ip = remote.address().to_string();
+  std::string key = tracker_key(remote.address());
   std::string sid = std::to_string(shared->next_session.fetch_add(1));
   const SmtpSettings& settings = shared->settings;
   const Services& svc = shared->services;
 
   Stream stream(std::move(socket));
-  auto verdict = shared->tracker.acquire(ip);
+  auto verdict = shared->tracker.acquire(key);
   if (verdict != ConnectionTracker::Verdict::ok) {
     base::log::warn(
         "smtp.connection.refused",
@@ -159,12 +198,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   }
   base::log::info("smtp.session.start", {{"sid", sid}, {"ip", ip}});
 
-  auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor());
-  watchdog->socket = &stream.socket();
-  auto arm = [&](std::chrono::seconds d) {
-    watchdog->deadline = std::chrono::steady_clock::now() + d;
-  };
-  arm(settings.command_timeout);
+  auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor(), stream.socket());
+  SessionEnd session_end{watchdog, &shared->tracker, key};
+  watchdog->arm(settings.command_timeout);
   asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
 
   smtp::Options opt = settings.protocol;
@@ -184,19 +220,18 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
         end_reason = "write error";
         break;
       }
-      arm(machine.in_message() ? settings.data_timeout : settings.command_timeout);
+      watchdog->arm(machine.in_message() ? settings.data_timeout : settings.command_timeout);
     }
     if (action == smtp::Action::close) break;
     if (action == smtp::Action::read) {
-      auto [rec, n] = co_await stream.read_some(asio::buffer(buffer));
-      if (rec) {
-        if (watchdog->expired) {
+      boost::system::error_code rec;
+      std::size_t n = 0;
+      if (!watchdog->expired()) std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
+      if (watchdog->expired() || rec) {
+        if (watchdog->expired()) {
           end_reason = "timeout";
           machine.timeout();
-          watchdog->expired = false;
-          arm(std::chrono::seconds(10));
-          watchdog->timer.cancel();
-          asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
+          watchdog->arm(std::chrono::seconds(10));  // for the 421 itself
           std::string out = machine.take_output();
           co_await stream.write(std::move(out));
         } else {
@@ -210,10 +245,14 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       store::Store* st = svc.store;
       std::string postmaster = settings.postmaster;
       auto lookup = [st, mb, postmaster] { return lookup_recipient(*st, mb, postmaster); };
-      auto v = co_await run_blocking<Verdict>(*shared->pool, std::move(lookup));
+      auto v = co_await run_blocking<Result<Verdict>>(*shared->pool, std::move(lookup));
+      if (!v) {
+        base::log::error("smtp.lookup.failed", {{"sid", sid}, {"error", v.error().describe()}});
+        v = Verdict{smtp::Reply{451, "4.3.0", "Temporary lookup failure, try again later"}};
+      }
       if (machine.envelope().recipients.empty()) accounts.clear();
-      if (!v.rejection) accounts[mb.lookup_key()] = v.account_id;
-      machine.recipient_verdict(v.rejection);
+      if (!v->rejection) accounts[mb.lookup_key()] = v->account_id;
+      machine.recipient_verdict(v->rejection);
     } else if (action == smtp::Action::deliver) {
       auto in = std::make_shared<DeliveryRequest>();
       in->envelope = machine.envelope();
@@ -265,12 +304,8 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
     }
   }
 
-  watchdog->done = true;
-  watchdog->timer.cancel();
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream.socket().close(ignored);
-  shared->tracker.release(ip);
   base::log::info("smtp.session.end",
                   {{"sid", sid}, {"reason", end_reason}, {"delivered", delivered}});
 }

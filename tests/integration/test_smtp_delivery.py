@@ -345,6 +345,37 @@ class LimitTests(ServerTestCase):
             self.assert_closed(s)
         self.stop_and_check(inst)
 
+    def test_f2_deadline_follows_each_reply(self):
+        """The command deadline restarts after every reply, and after a message (whose data
+        deadline is much longer) the short command deadline applies again."""
+        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-limits-")
+        self.addCleanup(inst.close)
+        inst.set_config("command_timeout_seconds = 300", "command_timeout_seconds = 2")
+        inst.set_config("data_timeout_seconds = 600", "data_timeout_seconds = 60")
+        inst.start()
+        self.inst = inst
+        s = self.open(inst)
+        self.assertEqual(harness.read_reply(s)[0], 220)
+        for command in (b"EHLO client.test\r\n", b"NOOP\r\n", b"NOOP\r\n"):
+            time.sleep(1.2)  # within the deadline each time, beyond it in total
+            s.sendall(command)
+            self.assertEqual(harness.read_reply(s)[0], 250, command)
+        for command, expected in ((b"MAIL FROM:<a@client.test>", 250),
+                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
+                                  (b"DATA", 354)):
+            s.sendall(command + b"\r\n")
+            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        s.sendall(b"Subject: deadline\r\n\r\nx\r\n.\r\n")
+        self.assertEqual(harness.read_reply(s)[0], 250)
+        start = time.monotonic()
+        r = harness.read_reply(s, timeout=30)
+        elapsed = time.monotonic() - start
+        self.assertIsNotNone(r)
+        self.assertTrue(r[1].startswith("421 4.4.2 "), r)
+        self.assertLess(elapsed, 6.0, "the 60 s data deadline outlived the message")
+        self.assert_closed(s)
+        self.stop_and_check(inst)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -63,6 +63,15 @@ Mailbox read_mailbox(const Stmt& s) {
   return m;
 }
 
+// One step of a lookup: a row, no row, or an error (never mistaken for "no row").
+Result<bool> row(Stmt& s, sqlite3* db, std::string_view what) {
+  if (!s.ok()) return sqlite_error(db, SQLITE_ERROR, what);
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return sqlite_error(db, rc, what);
+}
+
 class Transaction {
  public:
   explicit Transaction(Connection& c) : c_(c) {}
@@ -121,15 +130,20 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(), "SELECT name FROM domains ORDER BY id");
     std::vector<std::string> out;
-    while (s.step() == SQLITE_ROW) out.push_back(s.text(0));
-    return out;
+    while (true) {
+      auto r = row(s, c->get(), "list domains");
+      if (!r) return r.error();
+      if (!*r) return out;
+      out.push_back(s.text(0));
+    }
   }
 
   Result<bool> is_local_domain(std::string_view name) override {
     auto c = reader();
     if (!c) return c.error();
     Stmt s(c->get(), "SELECT 1 FROM domains WHERE name = ?");
-    return s.bind(1, name).step() == SQLITE_ROW;
+    s.bind(1, name);
+    return row(s, c->get(), "find domain");
   }
 
   Result<int64_t> create_account(const std::string& address, int64_t created,
@@ -163,7 +177,10 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(),
            (std::string("SELECT ") + account_columns + " FROM accounts WHERE address = ?").c_str());
-    if (s.bind(1, address).step() != SQLITE_ROW) return std::optional<Account>();
+    s.bind(1, address);
+    auto r = row(s, c->get(), "find account");
+    if (!r) return r.error();
+    if (!*r) return std::optional<Account>();
     return std::optional<Account>(read_account(s));
   }
 
@@ -172,7 +189,10 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(),
            (std::string("SELECT ") + account_columns + " FROM accounts WHERE id = ?").c_str());
-    if (s.bind(1, id).step() != SQLITE_ROW) return std::optional<Account>();
+    s.bind(1, id);
+    auto r = row(s, c->get(), "account by id");
+    if (!r) return r.error();
+    if (!*r) return std::optional<Account>();
     return std::optional<Account>(read_account(s));
   }
 
@@ -182,8 +202,12 @@ class SqliteStore final : public Store {
     Stmt s(c->get(),
            (std::string("SELECT ") + account_columns + " FROM accounts ORDER BY id").c_str());
     std::vector<Account> out;
-    while (s.step() == SQLITE_ROW) out.push_back(read_account(s));
-    return out;
+    while (true) {
+      auto r = row(s, c->get(), "list accounts");
+      if (!r) return r.error();
+      if (!*r) return out;
+      out.push_back(read_account(s));
+    }
   }
 
   Result<void> update_keyring(int64_t id, std::string_view keyring) override {
@@ -205,7 +229,12 @@ class SqliteStore final : public Store {
              "SELECT blob_id FROM messages WHERE mailbox_id IN "
              "(SELECT id FROM mailboxes WHERE account_id = ?)");
       s.bind(1, id);
-      while (s.step() == SQLITE_ROW) blobs.push_back(s.text(0));
+      while (true) {
+        auto r = row(s, writer_.get(), "list account blobs");
+        if (!r) return r.error();
+        if (!*r) break;
+        blobs.push_back(s.text(0));
+      }
     }
     Stmt d(writer_.get(), "DELETE FROM accounts WHERE id = ?");
     if (auto r = d.bind(1, id).run("delete account"); !r) return r.error();
@@ -231,7 +260,10 @@ class SqliteStore final : public Store {
     Stmt s(c->get(),
            "SELECT id FROM accounts WHERE address = ?1 "
            "UNION ALL SELECT account_id FROM aliases WHERE address = ?1 LIMIT 1");
-    if (s.bind(1, address).step() != SQLITE_ROW) return std::optional<int64_t>();
+    s.bind(1, address);
+    auto r = row(s, c->get(), "resolve address");
+    if (!r) return r.error();
+    if (!*r) return std::optional<int64_t>();
     return std::optional<int64_t>(s.int64(0));
   }
 
@@ -241,7 +273,10 @@ class SqliteStore final : public Store {
     Stmt s(c->get(),
            "SELECT id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq "
            "FROM mailboxes WHERE account_id = ? AND name = ?");
-    if (s.bind(1, account_id).bind(2, name).step() != SQLITE_ROW) return std::optional<Mailbox>();
+    s.bind(1, account_id).bind(2, name);
+    auto r = row(s, c->get(), "find mailbox");
+    if (!r) return r.error();
+    if (!*r) return std::optional<Mailbox>();
     return std::optional<Mailbox>(read_mailbox(s));
   }
 
@@ -253,8 +288,12 @@ class SqliteStore final : public Store {
            "FROM mailboxes WHERE account_id = ? ORDER BY id");
     s.bind(1, account_id);
     std::vector<Mailbox> out;
-    while (s.step() == SQLITE_ROW) out.push_back(read_mailbox(s));
-    return out;
+    while (true) {
+      auto r = row(s, c->get(), "list mailboxes");
+      if (!r) return r.error();
+      if (!*r) return out;
+      out.push_back(read_mailbox(s));
+    }
   }
 
   Result<std::vector<Assigned>> append_messages(std::span<const NewMessage> msgs) override {
@@ -278,7 +317,9 @@ class SqliteStore final : public Store {
       if (!m.dedupe_digest.empty()) {
         seen.reset();
         seen.bind(1, m.mailbox_id).bind_blob(2, m.dedupe_digest);
-        if (seen.step() == SQLITE_ROW) {
+        auto found = row(seen, writer_.get(), "find recent delivery");
+        if (!found) return found.error();
+        if (*found) {
           out.push_back(Assigned{static_cast<uint32_t>(seen.int64(0)), 0, true});
           continue;
         }
@@ -358,8 +399,12 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(), "SELECT blob_id FROM messages");
     std::vector<std::string> out;
-    while (s.step() == SQLITE_ROW) out.push_back(s.text(0));
-    return out;
+    while (true) {
+      auto r = row(s, c->get(), "list blobs");
+      if (!r) return r.error();
+      if (!*r) return out;
+      out.push_back(s.text(0));
+    }
   }
 
   Result<void> check_integrity() override {

@@ -84,7 +84,8 @@ TEST(Delivery, RetriedMessageIsStoredOnce) {
   svc.store = env.store.get();
   svc.blobs = env.blobs.get();
   svc.clock = &env.clock;
-  svc.dedupe_key = std::string(32, 'k');
+  auto key = crypto::SecretBytes::copy_of(std::string(32, 'k'));
+  svc.dedupe_key = &key;
   Committer c(*env.store, *env.blobs, 8, env.clock, std::chrono::seconds(600));
   auto req = env.request("retried");
   EXPECT_TRUE(deliver(c, svc, req));
