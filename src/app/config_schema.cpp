@@ -89,7 +89,8 @@ const std::vector<Key>& schema() {
        "Most messages committed with one fsync (group commit)."},
       {"delivery", "dedupe_window_seconds", &Config::delivery_dedupe_window_seconds, 0, 86400,
        "A message retried by its sender within this time after it was stored (the 250 was "
-       "lost to a crash) is not stored again. 0 disables."},
+       "lost to a crash) is acknowledged but not stored again; so is a byte-identical resend "
+       "from the same sender. 0 disables."},
       {"crypto", "argon2_ops", &Config::argon2_ops, 1, 100,
        "Argon2id passes for password hashing and key wrapping (new and changed passwords)."},
       {"crypto", "argon2_mem_kib", &Config::argon2_mem_kib, 8, 4 * 1024 * 1024,
