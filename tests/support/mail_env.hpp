@@ -48,6 +48,13 @@ struct MailEnv {
     store.reset();
     blobs.reset();
   }
+  server::Services services() const {
+    server::Services svc;
+    svc.store = store.get();
+    svc.blobs = blobs.get();
+    svc.clock = &clock;
+    return svc;
+  }
   server::DeliveryRequest request(const std::string& subject) const {
     server::DeliveryRequest r;
     r.envelope.helo = "client.example.org";

@@ -72,6 +72,17 @@ Result<bool> row(Stmt& s, sqlite3* db, std::string_view what) {
   return sqlite_error(db, rc, what);
 }
 
+// Steps through every row, handing each to `each`; an error stops the walk.
+template <class Each>
+Result<void> for_each_row(Stmt& s, sqlite3* db, std::string_view what, Each each) {
+  while (true) {
+    auto r = row(s, db, what);
+    if (!r) return r.error();
+    if (!*r) return {};
+    each(s);
+  }
+}
+
 class Transaction {
  public:
   explicit Transaction(Connection& c) : c_(c) {}
@@ -130,12 +141,11 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(), "SELECT name FROM domains ORDER BY id");
     std::vector<std::string> out;
-    while (true) {
-      auto r = row(s, c->get(), "list domains");
-      if (!r) return r.error();
-      if (!*r) return out;
-      out.push_back(s.text(0));
-    }
+    if (auto r =
+            for_each_row(s, c->get(), "list domains", [&](Stmt& st) { out.push_back(st.text(0)); });
+        !r)
+      return r.error();
+    return out;
   }
 
   Result<bool> is_local_domain(std::string_view name) override {
@@ -202,12 +212,11 @@ class SqliteStore final : public Store {
     Stmt s(c->get(),
            (std::string("SELECT ") + account_columns + " FROM accounts ORDER BY id").c_str());
     std::vector<Account> out;
-    while (true) {
-      auto r = row(s, c->get(), "list accounts");
-      if (!r) return r.error();
-      if (!*r) return out;
-      out.push_back(read_account(s));
-    }
+    if (auto r = for_each_row(s, c->get(), "list accounts",
+                              [&](Stmt& st) { out.push_back(read_account(st)); });
+        !r)
+      return r.error();
+    return out;
   }
 
   Result<void> update_keyring(int64_t id, std::string_view keyring) override {
@@ -229,12 +238,10 @@ class SqliteStore final : public Store {
              "SELECT blob_id FROM messages WHERE mailbox_id IN "
              "(SELECT id FROM mailboxes WHERE account_id = ?)");
       s.bind(1, id);
-      while (true) {
-        auto r = row(s, writer_.get(), "list account blobs");
-        if (!r) return r.error();
-        if (!*r) break;
-        blobs.push_back(s.text(0));
-      }
+      if (auto r = for_each_row(s, writer_.get(), "list account blobs",
+                                [&](Stmt& st) { blobs.push_back(st.text(0)); });
+          !r)
+        return r.error();
     }
     Stmt d(writer_.get(), "DELETE FROM accounts WHERE id = ?");
     if (auto r = d.bind(1, id).run("delete account"); !r) return r.error();
@@ -288,12 +295,11 @@ class SqliteStore final : public Store {
            "FROM mailboxes WHERE account_id = ? ORDER BY id");
     s.bind(1, account_id);
     std::vector<Mailbox> out;
-    while (true) {
-      auto r = row(s, c->get(), "list mailboxes");
-      if (!r) return r.error();
-      if (!*r) return out;
-      out.push_back(read_mailbox(s));
-    }
+    if (auto r = for_each_row(s, c->get(), "list mailboxes",
+                              [&](Stmt& st) { out.push_back(read_mailbox(st)); });
+        !r)
+      return r.error();
+    return out;
   }
 
   Result<std::vector<Assigned>> append_messages(std::span<const NewMessage> msgs) override {
@@ -399,12 +405,11 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     Stmt s(c->get(), "SELECT blob_id FROM messages");
     std::vector<std::string> out;
-    while (true) {
-      auto r = row(s, c->get(), "list blobs");
-      if (!r) return r.error();
-      if (!*r) return out;
-      out.push_back(s.text(0));
-    }
+    if (auto r =
+            for_each_row(s, c->get(), "list blobs", [&](Stmt& st) { out.push_back(st.text(0)); });
+        !r)
+      return r.error();
+    return out;
   }
 
   Result<void> check_integrity() override {

@@ -10,10 +10,7 @@ namespace {
 
 TEST(Committer, GroupsConcurrentSubmissionsIntoFewCommits) {
   testing::MailEnv env;
-  Services svc;
-  svc.store = env.store.get();
-  svc.blobs = env.blobs.get();
-  svc.clock = &env.clock;
+  Services svc = env.services();
   Committer committer(*env.store, *env.blobs, 512, env.clock, std::chrono::seconds(600));
   constexpr int n = 200;
   std::vector<std::vector<PreparedMessage>> prepared;
@@ -38,10 +35,7 @@ TEST(Committer, GroupsConcurrentSubmissionsIntoFewCommits) {
 
 TEST(Delivery, AddsTraceHeadersAndEncryptsEverything) {
   testing::MailEnv env;
-  Services svc;
-  svc.store = env.store.get();
-  svc.blobs = env.blobs.get();
-  svc.clock = &env.clock;
+  Services svc = env.services();
   auto p = prepare_delivery(svc, env.request("SECRET-SUBJECT"));
   ASSERT_TRUE(p);
   ASSERT_EQ(p->size(), 1u);
@@ -80,10 +74,7 @@ bool deliver(Committer& c, const Services& svc, const DeliveryRequest& req) {
 
 TEST(Delivery, RetriedMessageIsStoredOnce) {
   testing::MailEnv env;
-  Services svc;
-  svc.store = env.store.get();
-  svc.blobs = env.blobs.get();
-  svc.clock = &env.clock;
+  Services svc = env.services();
   auto key = crypto::SecretBytes::copy_of(std::string(32, 'k'));
   svc.dedupe_key = &key;
   Committer c(*env.store, *env.blobs, 8, env.clock, std::chrono::seconds(600));

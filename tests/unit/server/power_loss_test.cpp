@@ -20,10 +20,7 @@ struct Outcome {
 // Delivers messages in waves of 4 concurrent submissions until the simulated crash.
 Outcome deliver_until_crash(testing::MailEnv& env, testing::PowerLossSimulator& sim, int cycle) {
   Outcome out;
-  Services svc;
-  svc.store = env.store.get();
-  svc.blobs = env.blobs.get();
-  svc.clock = &env.clock;
+  Services svc = env.services();
   Committer committer(*env.store, *env.blobs, 64, env.clock, std::chrono::seconds(600));
   for (int wave = 0; wave < 8 && !sim.crashed(); ++wave) {
     std::vector<std::pair<std::string, std::future<bool>>> pending;
@@ -78,10 +75,7 @@ TEST(PowerLoss, AcknowledgedMessagesSurvive200Cycles) {
 void expect_fault_gives_4xx(int err, const std::string& kind, int code, const std::string& where) {
   testing::MailEnv env;
   testing::PowerLossSimulator sim;
-  Services svc;
-  svc.store = env.store.get();
-  svc.blobs = env.blobs.get();
-  svc.clock = &env.clock;
+  Services svc = env.services();
   Committer committer(*env.store, *env.blobs, 8, env.clock, std::chrono::seconds(600));
   sim.fail_when(
       [&](const std::string& k, const std::string& path) {
