@@ -25,6 +25,7 @@ struct Config {
   std::string run_as_user;
   int64_t io_threads = 2;
   int64_t blocking_threads = 4;
+  int64_t shutdown_grace_seconds = 10;
   // [log]
   std::string log_level = "info";
   std::string log_file;

@@ -58,6 +58,9 @@ const std::vector<Key>& schema() {
       {"server", "io_threads", &Config::io_threads, 1, 64, "Threads running network sessions."},
       {"server", "blocking_threads", &Config::blocking_threads, 1, 256,
        "Threads for blocking work: encryption, blob writes, database reads, Argon2id."},
+      {"server", "shutdown_grace_seconds", &Config::shutdown_grace_seconds, 0, 3600,
+       "On SIGTERM, idle sessions get 421 at once; a message being received may finish for "
+       "this long."},
       {"log", "level", &Config::log_level, 0, 0, "One of debug, info, warn, error."},
       {"log", "file", &Config::log_file, 0, 0, "Log file; empty logs to standard error."},
       {"tls", "certificate", &Config::tls_certificate, 0, 0,

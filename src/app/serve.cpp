@@ -32,6 +32,7 @@ int serve(const std::string& config_path, std::ostream& err) {
   opt.io_threads = static_cast<std::size_t>(c.io_threads);
   opt.blocking_threads = static_cast<std::size_t>(c.blocking_threads);
   opt.run_as_user = c.run_as_user;
+  opt.shutdown_grace = std::chrono::seconds(c.shutdown_grace_seconds);
   auto& s = opt.smtp;
   s.protocol.hostname = c.hostname;
   s.protocol.vrfy_enabled = c.smtp_vrfy;

@@ -124,13 +124,30 @@ Result<void> Server::run(Services services) {
   return {};
 }
 
+namespace {
+// Waits for the sessions to finish what they are doing, at most `grace`, then stops.
+asio::awaitable<void> wind_down(asio::io_context& io, std::shared_ptr<SmtpShared> smtp,
+                                std::chrono::seconds grace) {
+  auto until = std::chrono::steady_clock::now() + grace;
+  asio::steady_timer tick(io);
+  while (smtp && smtp->live_sessions() > 0 && std::chrono::steady_clock::now() < until) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(nothrow_awaitable);
+  }
+  base::log::info("server.drained",
+                  {{"sessions_left", smtp ? static_cast<uint64_t>(smtp->live_sessions()) : 0}});
+  io.stop();
+}
+}  // namespace
+
 void Server::stop() {
   asio::post(impl_->io, [m = impl_.get()] {
     for (auto& a : m->acceptors) {
       boost::system::error_code ec;
       a.close(ec);
     }
-    m->io.stop();
+    if (m->smtp) m->smtp->drain();
+    asio::co_spawn(m->io, wind_down(m->io, m->smtp, m->options.shutdown_grace), asio::detached);
   });
 }
 

@@ -98,6 +98,9 @@ struct ServerOptions {
   std::size_t io_threads = 2;
   std::size_t blocking_threads = 4;
   std::string run_as_user;
+  // On SIGTERM: sessions waiting for a command get 421 at once; one in the middle of a message
+  // may finish it for this long before the process stops.
+  std::chrono::seconds shutdown_grace{10};
 };
 
 // The order follows Postfix's: bind() binds every listener as root and drops privileges; only

@@ -76,6 +76,8 @@ class Stream {
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
 };
 
+}  // namespace
+
 // One per session. The client must have done its part (sent a command, the message) by the
 // deadline; past it the watcher cancels the socket's pending operations and marks the session
 // expired. arm() restarts the clock after each reply, so time the server spends working
@@ -92,16 +94,31 @@ class Watchdog {
     done_ = true;
     timer_.cancel();
   }
-  friend asio::awaitable<void> watch(std::shared_ptr<Watchdog> w);
+  // The session is about to wait for a command (true) or is busy with one (false).
+  void waiting_for_command(bool w) { waiting_for_command_ = w; }
+  // From any thread: interrupts a session that is waiting for a command.
+  void drain() {
+    asio::post(timer_.get_executor(), [this, self = weak_from_this_()] {
+      if (auto keep = self.lock(); keep && !done_ && waiting_for_command_) {
+        boost::system::error_code ignored;
+        socket_->cancel(ignored);
+      }
+    });
+  }
+  // The watcher coroutine; one per session, ends after stop().
+  static asio::awaitable<void> watch(std::shared_ptr<Watchdog> w);
+  std::weak_ptr<Watchdog> self;
 
  private:
+  std::weak_ptr<Watchdog> weak_from_this_() const { return self; }
   asio::steady_timer timer_;
   tcp::socket* socket_;
   bool done_ = false;
   bool expired_ = false;
+  bool waiting_for_command_ = false;
 };
 
-asio::awaitable<void> watch(std::shared_ptr<Watchdog> w) {
+asio::awaitable<void> Watchdog::watch(std::shared_ptr<Watchdog> w) {
   while (!w->done_) {
     co_await w->timer_.async_wait(nothrow_awaitable);
     if (w->done_) co_return;
@@ -114,14 +131,42 @@ asio::awaitable<void> watch(std::shared_ptr<Watchdog> w) {
   }
 }
 
+void SmtpShared::enter(const std::shared_ptr<Watchdog>& w) {
+  std::lock_guard lock(live_mu_);
+  live_.push_back(w);
+}
+
+void SmtpShared::leave(const std::shared_ptr<Watchdog>& w) {
+  std::lock_guard lock(live_mu_);
+  std::erase_if(live_, [&](const std::weak_ptr<Watchdog>& p) {
+    auto l = p.lock();
+    return !l || l == w;
+  });
+}
+
+std::size_t SmtpShared::live_sessions() {
+  std::lock_guard lock(live_mu_);
+  return live_.size();
+}
+
+void SmtpShared::drain() {
+  draining_ = true;
+  std::lock_guard lock(live_mu_);
+  for (const auto& p : live_)
+    if (auto w = p.lock()) w->drain();
+}
+
+namespace {
+
 // Releases what a session holds however it ends (normal return or exception).
 struct SessionEnd {
   std::shared_ptr<Watchdog> watchdog;
-  ConnectionTracker* tracker;
+  SmtpShared* shared;
   std::string tracker_key;
   ~SessionEnd() {
     watchdog->stop();
-    tracker->release(tracker_key);
+    shared->leave(watchdog);
+    shared->tracker.release(tracker_key);
   }
 };
 
@@ -199,9 +244,11 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   base::log::info("smtp.session.start", {{"sid", sid}, {"ip", ip}});
 
   auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor(), stream.socket());
-  SessionEnd session_end{watchdog, &shared->tracker, key};
+  watchdog->self = watchdog;
+  shared->enter(watchdog);
+  SessionEnd session_end{watchdog, shared.get(), key};
   watchdog->arm(settings.command_timeout);
-  asio::co_spawn(stream.socket().get_executor(), watch(watchdog), asio::detached);
+  asio::co_spawn(stream.socket().get_executor(), Watchdog::watch(watchdog), asio::detached);
 
   smtp::Options opt = settings.protocol;
   opt.starttls_offered = svc.tls != nullptr;
@@ -226,7 +273,20 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
     if (action == smtp::Action::read) {
       boost::system::error_code rec;
       std::size_t n = 0;
-      if (!watchdog->expired()) std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
+      bool at_command = !machine.in_message() && machine.buffered() == 0;
+      if (!watchdog->expired() && !(at_command && shared->draining())) {
+        watchdog->waiting_for_command(at_command);
+        std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
+        watchdog->waiting_for_command(false);
+      }
+      if (at_command && shared->draining() && !watchdog->expired()) {
+        end_reason = "shutdown";
+        smtp::Reply bye{421, "4.3.2", settings.protocol.hostname + " Service shutting down"};
+        std::string text = smtp::format_reply(bye);
+        watchdog->arm(std::chrono::seconds(10));
+        co_await stream.write(std::move(text));
+        break;
+      }
       if (watchdog->expired() || rec) {
         if (watchdog->expired()) {
           end_reason = "timeout";

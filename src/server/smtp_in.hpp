@@ -26,6 +26,8 @@ class ConnectionTracker {
   std::unordered_map<std::string, std::size_t> per_ip_;
 };
 
+class Watchdog;
+
 struct SmtpShared {
   SmtpShared(SmtpSettings s, Services svc, asio::thread_pool* p)
       : settings(std::move(s)),
@@ -37,6 +39,19 @@ struct SmtpShared {
   asio::thread_pool* pool = nullptr;
   ConnectionTracker tracker;
   std::atomic<uint64_t> next_session{1};
+
+  // Shutdown: sessions waiting for a command are told 421 4.3.2 at once; sessions in the middle
+  // of a message finish it first.
+  void drain();
+  bool draining() const { return draining_.load(); }
+  std::size_t live_sessions();
+  void enter(const std::shared_ptr<Watchdog>& w);
+  void leave(const std::shared_ptr<Watchdog>& w);
+
+ private:
+  std::atomic<bool> draining_{false};
+  std::mutex live_mu_;
+  std::vector<std::weak_ptr<Watchdog>> live_;
 };
 
 asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared);

@@ -21,6 +21,7 @@ import os
 import secrets
 import subprocess
 import sys
+import signal
 import time
 import unittest
 
@@ -375,6 +376,36 @@ class LimitTests(ServerTestCase):
         self.assertLess(elapsed, 6.0, "the 60 s data deadline outlived the message")
         self.assert_closed(s)
         self.stop_and_check(inst)
+
+    def test_h_graceful_shutdown(self):
+        """SIGTERM: an idle session gets 421 4.3.2 at once, a message being sent may finish
+        (250, stored), and the server exits 0 soon after the last session ends."""
+        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-term-")
+        self.addCleanup(inst.close)
+        inst.start()
+        idle = self.open(inst)
+        busy = self.open(inst)
+        for s in (idle, busy):
+            self.assertEqual(harness.read_reply(s)[0], 220)
+        for command, expected in ((b"EHLO client.test", 250),
+                                  (b"MAIL FROM:<a@client.test>", 250),
+                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
+                                  (b"DATA", 354)):
+            busy.sendall(command + b"\r\n")
+            self.assertEqual(harness.read_reply(busy)[0], expected, command)
+        busy.sendall(b"Subject: in flight\r\n\r\nfirst half\r\n")
+        inst.proc.send_signal(signal.SIGTERM)
+        r = harness.read_reply(idle, timeout=10)
+        self.assertIsNotNone(r)
+        self.assertTrue(r[1].startswith("421 4.3.2 "), r)
+        self.assert_closed(idle)
+        time.sleep(0.5)
+        busy.sendall(b"second half\r\n.\r\n")
+        self.assertEqual(harness.read_reply(busy, timeout=10)[0], 250)
+        r = harness.read_reply(busy, timeout=10)  # then the shutdown notice
+        self.assertTrue(r is None or r[1].startswith("421 4.3.2 "), r)
+        self.assertEqual(inst.proc.wait(timeout=15), 0)
+        self.assertEqual([m["subject"] for m in inst.mail_list()], ["in flight"])
 
 
 if __name__ == "__main__":
