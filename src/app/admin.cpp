@@ -225,7 +225,10 @@ int check(const std::string& config_path, std::ostream& out, std::ostream& err) 
   std::size_t missing = 0;
   for (const auto& id : *ids)
     if (!blobs.get(id)) ++missing;
-  out << "database ok, " << ids->size() << " messages, " << missing << " missing blobs\n";
+  auto unreferenced = unreferenced_blobs(*o->store, blobs, false);
+  if (!unreferenced) return report(unreferenced.error(), err);
+  out << "database ok, " << ids->size() << " messages, " << missing << " missing blobs, "
+      << *unreferenced << " unreferenced blobs (removed at the next start)\n";
   return missing == 0 ? exit_ok : exit_failure;
 }
 

@@ -75,6 +75,12 @@ int serve(const std::string& config_path, std::ostream& err) {
     err << "postern: blobs " << c.blob_dir() << ": " << r.error().describe() << "\n";
     return exit_failure;
   }
+  if (auto swept = unreferenced_blobs(**store, blobs, true); !swept) {
+    err << "postern: blobs " << c.blob_dir() << ": " << swept.error().describe() << "\n";
+    return exit_failure;
+  } else if (*swept > 0) {
+    base::log::info("store.blobs.swept", {{"unreferenced", *swept}});
+  }
   base::SystemClock clock;
   crypto::SecretBytes dedupe_key;
   if (c.delivery_dedupe_window_seconds > 0) {

@@ -1,6 +1,7 @@
 #include "app/services.hpp"
 
 #include <istream>
+#include <unordered_set>
 
 #include "base/clock.hpp"
 #include "base/fs.hpp"
@@ -41,6 +42,22 @@ Result<std::string> create_account(store::Store& s, const Config& c, const std::
                              keys->keyring.storage_public, keys->keyring.serialize(), boxes);
   if (!id) return id.error();
   return keys->recovery_key;
+}
+
+Result<std::size_t> unreferenced_blobs(store::Store& s, store::BlobStore& blobs, bool remove) {
+  auto on_disk = blobs.list();
+  if (!on_disk) return on_disk.error();
+  auto referenced = s.blob_ids();
+  if (!referenced) return referenced.error();
+  std::unordered_set<std::string> known(referenced->begin(), referenced->end());
+  std::size_t n = 0;
+  for (const auto& id : *on_disk) {
+    if (known.count(id)) continue;
+    ++n;
+    if (remove)
+      if (auto r = blobs.remove(id); !r) return r.error();
+  }
+  return n;
 }
 
 std::string json_string(const std::string& s) {

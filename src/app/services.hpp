@@ -17,6 +17,10 @@ Result<std::string> normalise_address(store::Store& s, const std::string& addres
 // Creates keys and the account with its standard mailboxes; returns the recovery key.
 Result<std::string> create_account(store::Store& s, const Config& c, const std::string& address,
                                    const std::string& password);
+// Blobs on disk that no message row points to: left by a crash between the blob write and
+// the commit. Unreadable without the account key, but they take space. With `remove`, deletes
+// them (only safe while no delivery is in flight: at start-up).
+Result<std::size_t> unreferenced_blobs(store::Store& s, store::BlobStore& blobs, bool remove);
 std::string json_string(const std::string& s);
 std::string read_secret_line(std::istream& in);
 

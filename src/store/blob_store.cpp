@@ -1,5 +1,6 @@
 // Blob files: <root>/<bucket>/<id>. A bucket is a directory that receives a bounded number of
 // files, so one batch of deliveries touches one directory and needs one directory fsync.
+#include <filesystem>
 #include <set>
 
 #include "base/fs.hpp"
@@ -62,6 +63,21 @@ Result<void> BlobStore::make_durable(std::span<PendingBlob> blobs) {
   for (const auto& bucket : buckets)
     if (auto r = base::fs::sync_dir(root_ + "/" + bucket); !r) return r;
   return {};
+}
+
+Result<std::vector<std::string>> BlobStore::list() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& bucket : std::filesystem::directory_iterator(root_, ec)) {
+    if (!bucket.is_directory()) continue;
+    for (const auto& f : std::filesystem::directory_iterator(bucket.path(), ec)) {
+      std::string id = bucket.path().filename().string() + "/" + f.path().filename().string();
+      if (valid_id(id)) out.push_back(std::move(id));
+    }
+    if (ec) break;
+  }
+  if (ec) return errno_error(ec.value(), "list " + root_);
+  return out;
 }
 
 Result<std::string> BlobStore::get(std::string_view id) const {

@@ -139,6 +139,8 @@ class BlobStore {
   Result<void> make_durable(std::span<PendingBlob> blobs);
   Result<std::string> get(std::string_view id) const;
   Result<void> remove(std::string_view id);
+  // Every blob on disk, for finding the unreferenced ones a crash leaves behind.
+  Result<std::vector<std::string>> list() const;
   const std::string& root() const { return root_; }
 
  private:

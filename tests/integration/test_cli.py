@@ -108,6 +108,25 @@ class Cli(unittest.TestCase):
         msg = self.inst.message(1)
         self.assertIn("Delivered-To: info@second.test\r\n", msg)
 
+    def test_unreferenced_blobs_are_reported_and_swept(self):
+        self.inst.start()
+        with self.inst.smtp() as s:
+            s.sendmail("a@example.org", [self.inst.account], "Subject: kept\r\n\r\nx\r\n")
+        self.inst.stop()
+        blobs = os.path.join(self.inst.data_dir, "blobs")
+        bucket = sorted(os.listdir(blobs))[0]
+        orphan = os.path.join(blobs, bucket, "orphanorphanorphan")  # as a crash leaves one
+        with open(orphan, "wb") as f:
+            f.write(b"ciphertext")
+        r = self.inst.check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 messages, 0 missing blobs, 1 unreferenced blobs", r.stdout)
+        self.inst.start()
+        self.inst.stop()
+        self.assertFalse(os.path.exists(orphan))
+        self.assertIn("0 unreferenced blobs", self.inst.check().stdout)
+        self.assertEqual([m["subject"] for m in self.inst.mail_list()], ["kept"])
+
     @unittest.skipUnless(os.geteuid() == 0, "the privilege drop needs root")
     def test_serve_drops_privileges(self):
         nobody = pwd.getpwnam("nobody")

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "base/fs.hpp"
@@ -122,8 +123,15 @@ TEST(BlobStore, WriteMakeDurableGetRemove) {
   EXPECT_EQ(*b.get(pending[1].id), "two");
   EXPECT_FALSE(b.get("../etc/passwd"));
   EXPECT_FALSE(b.get("a/b/c"));
+  auto listed = b.list();
+  ASSERT_TRUE(listed);
+  std::sort(listed->begin(), listed->end());
+  std::vector<std::string> ids{pending[0].id, pending[1].id};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(*listed, ids);
   ASSERT_TRUE(b.remove(pending[0].id));
   EXPECT_FALSE(b.get(pending[0].id));
+  EXPECT_EQ(b.list()->size(), 1u);
   std::filesystem::remove_all(dir);
 }
 
