@@ -40,7 +40,7 @@ struct Config {
   int64_t smtp_max_text_line_bytes = 1000;
   int64_t smtp_max_errors = 10;
   int64_t smtp_command_timeout_seconds = 300;
-  int64_t smtp_data_timeout_seconds = 600;
+  int64_t smtp_data_timeout_seconds = 300;
   int64_t smtp_max_connections = 1000;
   int64_t smtp_max_connections_per_ip = 20;
   bool smtp_vrfy = false;

@@ -81,7 +81,8 @@ const std::vector<Key>& schema() {
       {"smtp", "command_timeout_seconds", &Config::smtp_command_timeout_seconds, 1, 3600,
        "Time a client has to send each complete command (RFC 5321 4.5.3.2: 5 minutes)."},
       {"smtp", "data_timeout_seconds", &Config::smtp_data_timeout_seconds, 1, 7200,
-       "Time a client has to send a whole message after DATA, or one BDAT chunk."},
+       "Time a client may stay silent in the middle of a message (DATA or a BDAT chunk); "
+       "restarted by every block received (RFC 5321 4.5.3.2.5)."},
       {"smtp", "max_connections", &Config::smtp_max_connections, 1, 1000000,
        "Concurrent inbound SMTP connections."},
       {"smtp", "max_connections_per_ip", &Config::smtp_max_connections_per_ip, 1, 100000,

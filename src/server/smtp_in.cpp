@@ -300,6 +300,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
         break;
       }
       machine.feed(std::string_view(buffer.data(), n));
+      // RFC 5321 4.5.3.2.5: inside a message the deadline is per block received, so a large
+      // message over a slow link is not cut off while it keeps arriving.
+      if (machine.in_message()) watchdog->arm(settings.data_timeout);
     } else if (action == smtp::Action::verify_recipient) {
       mime::Mailbox mb = machine.pending_recipient();
       store::Store* st = svc.store;

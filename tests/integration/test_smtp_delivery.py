@@ -352,7 +352,7 @@ class LimitTests(ServerTestCase):
         inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-limits-")
         self.addCleanup(inst.close)
         inst.set_config("command_timeout_seconds = 300", "command_timeout_seconds = 2")
-        inst.set_config("data_timeout_seconds = 600", "data_timeout_seconds = 60")
+        inst.set_config("data_timeout_seconds = 300", "data_timeout_seconds = 60")
         inst.start()
         self.inst = inst
         s = self.open(inst)
@@ -376,6 +376,41 @@ class LimitTests(ServerTestCase):
         self.assertLess(elapsed, 6.0, "the 60 s data deadline outlived the message")
         self.assert_closed(s)
         self.stop_and_check(inst)
+
+    def test_f3_slow_message_keeps_its_session(self):
+        """The data deadline is per block: a message that keeps arriving, slowly, is accepted
+        even though it takes longer than the deadline in total; silence mid-message is not."""
+        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-slow-")
+        self.addCleanup(inst.close)
+        inst.set_config("data_timeout_seconds = 300", "data_timeout_seconds = 2")
+        inst.start()
+        self.inst = inst
+        s = self.open(inst)
+        self.assertEqual(harness.read_reply(s)[0], 220)
+        for command, expected in ((b"EHLO client.test", 250),
+                                  (b"MAIL FROM:<a@client.test>", 250),
+                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
+                                  (b"DATA", 354)):
+            s.sendall(command + b"\r\n")
+            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        s.sendall(b"Subject: slow\r\n\r\n")
+        for i in range(4):  # 4 x 1.2 s: longer than the deadline in total
+            time.sleep(1.2)
+            s.sendall(b"block %d\r\n" % i)
+        s.sendall(b".\r\n")
+        self.assertEqual(harness.read_reply(s)[0], 250)
+        # Silence in the middle of the next message ends the session.
+        for command, expected in ((b"MAIL FROM:<a@client.test>", 250),
+                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
+                                  (b"DATA", 354)):
+            s.sendall(command + b"\r\n")
+            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        s.sendall(b"Subject: stalled\r\n\r\nhalf")
+        r = harness.read_reply(s, timeout=15)
+        self.assertIsNotNone(r)
+        self.assertTrue(r[1].startswith("421 4.4.2 "), r)
+        self.stop_and_check(inst)
+        self.assertEqual([m["subject"] for m in inst.mail_list()], ["slow"])
 
     def test_h_graceful_shutdown(self):
         """SIGTERM: an idle session gets 421 4.3.2 at once, a message being sent may finish
