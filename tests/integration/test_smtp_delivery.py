@@ -263,13 +263,26 @@ class ZeroAccessTest(ServerTestCase):
 class LimitTests(ServerTestCase):
     """(e) and (f), each on its own server with the limit lowered."""
 
-    def instance(self, old, new):
+    def instance(self, *changes):
+        """A started server whose config has each (old, new) text replacement applied."""
         inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-limits-")
         self.addCleanup(inst.close)
-        inst.set_config(old, new)
+        for old, new in changes:
+            inst.set_config(old, new)
         inst.start()
         self.inst = inst
         return inst
+
+    def converse(self, s, steps):
+        """Sends each command and checks the code of its reply."""
+        for command, expected in steps:
+            s.sendall(command + b"\r\n")
+            self.assertEqual(harness.read_reply(s)[0], expected, command)
+
+    def transaction(self, inst, ehlo=True):
+        steps = [(b"MAIL FROM:<a@client.test>", 250),
+                 (b"RCPT TO:<%s>" % inst.account.encode(), 250), (b"DATA", 354)]
+        return ([(b"EHLO client.test", 250)] if ehlo else []) + steps
 
     def open(self, inst):
         s = harness.connect(inst.port)
@@ -299,7 +312,7 @@ class LimitTests(ServerTestCase):
             time.sleep(0.05)
 
     def test_e_connections_per_ip(self):
-        inst = self.instance("max_connections_per_ip = 20", "max_connections_per_ip = 2")
+        inst = self.instance(("max_connections_per_ip = 20", "max_connections_per_ip = 2"))
         first = self.open_greeted(inst)
         second = self.open_greeted(inst)
         third = self.open(inst)
@@ -326,7 +339,7 @@ class LimitTests(ServerTestCase):
         self.stop_and_check(inst)
 
     def test_f_idle_timeout(self):
-        inst = self.instance("command_timeout_seconds = 300", "command_timeout_seconds = 2")
+        inst = self.instance(("command_timeout_seconds = 300", "command_timeout_seconds = 2"))
         idle, after_ehlo, partial = self.open(inst), self.open(inst), self.open(inst)
         for s in (idle, after_ehlo, partial):
             self.assertEqual(harness.read_reply(s)[0], 220)
@@ -349,23 +362,15 @@ class LimitTests(ServerTestCase):
     def test_f2_deadline_follows_each_reply(self):
         """The command deadline restarts after every reply, and after a message (whose data
         deadline is much longer) the short command deadline applies again."""
-        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-limits-")
-        self.addCleanup(inst.close)
-        inst.set_config("command_timeout_seconds = 300", "command_timeout_seconds = 2")
-        inst.set_config("data_timeout_seconds = 300", "data_timeout_seconds = 60")
-        inst.start()
-        self.inst = inst
+        inst = self.instance(("command_timeout_seconds = 300", "command_timeout_seconds = 2"),
+                             ("data_timeout_seconds = 300", "data_timeout_seconds = 60"))
         s = self.open(inst)
         self.assertEqual(harness.read_reply(s)[0], 220)
         for command in (b"EHLO client.test\r\n", b"NOOP\r\n", b"NOOP\r\n"):
             time.sleep(1.2)  # within the deadline each time, beyond it in total
             s.sendall(command)
             self.assertEqual(harness.read_reply(s)[0], 250, command)
-        for command, expected in ((b"MAIL FROM:<a@client.test>", 250),
-                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
-                                  (b"DATA", 354)):
-            s.sendall(command + b"\r\n")
-            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        self.converse(s, self.transaction(inst, ehlo=False))
         s.sendall(b"Subject: deadline\r\n\r\nx\r\n.\r\n")
         self.assertEqual(harness.read_reply(s)[0], 250)
         start = time.monotonic()
@@ -380,19 +385,10 @@ class LimitTests(ServerTestCase):
     def test_f3_slow_message_keeps_its_session(self):
         """The data deadline is per block: a message that keeps arriving, slowly, is accepted
         even though it takes longer than the deadline in total; silence mid-message is not."""
-        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-slow-")
-        self.addCleanup(inst.close)
-        inst.set_config("data_timeout_seconds = 300", "data_timeout_seconds = 2")
-        inst.start()
-        self.inst = inst
+        inst = self.instance(("data_timeout_seconds = 300", "data_timeout_seconds = 2"))
         s = self.open(inst)
         self.assertEqual(harness.read_reply(s)[0], 220)
-        for command, expected in ((b"EHLO client.test", 250),
-                                  (b"MAIL FROM:<a@client.test>", 250),
-                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
-                                  (b"DATA", 354)):
-            s.sendall(command + b"\r\n")
-            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        self.converse(s, self.transaction(inst))
         s.sendall(b"Subject: slow\r\n\r\n")
         for i in range(4):  # 4 x 1.2 s: longer than the deadline in total
             time.sleep(1.2)
@@ -400,11 +396,7 @@ class LimitTests(ServerTestCase):
         s.sendall(b".\r\n")
         self.assertEqual(harness.read_reply(s)[0], 250)
         # Silence in the middle of the next message ends the session.
-        for command, expected in ((b"MAIL FROM:<a@client.test>", 250),
-                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
-                                  (b"DATA", 354)):
-            s.sendall(command + b"\r\n")
-            self.assertEqual(harness.read_reply(s)[0], expected, command)
+        self.converse(s, self.transaction(inst, ehlo=False))
         s.sendall(b"Subject: stalled\r\n\r\nhalf")
         r = harness.read_reply(s, timeout=15)
         self.assertIsNotNone(r)
@@ -415,19 +407,12 @@ class LimitTests(ServerTestCase):
     def test_h_graceful_shutdown(self):
         """SIGTERM: an idle session gets 421 4.3.2 at once, a message being sent may finish
         (250, stored), and the server exits 0 soon after the last session ends."""
-        inst = harness.Instance(POSTERN, domain=DOMAIN, prefix="postern-term-")
-        self.addCleanup(inst.close)
-        inst.start()
+        inst = self.instance()
         idle = self.open(inst)
         busy = self.open(inst)
         for s in (idle, busy):
             self.assertEqual(harness.read_reply(s)[0], 220)
-        for command, expected in ((b"EHLO client.test", 250),
-                                  (b"MAIL FROM:<a@client.test>", 250),
-                                  (b"RCPT TO:<%s>" % inst.account.encode(), 250),
-                                  (b"DATA", 354)):
-            busy.sendall(command + b"\r\n")
-            self.assertEqual(harness.read_reply(busy)[0], expected, command)
+        self.converse(busy, self.transaction(inst))
         busy.sendall(b"Subject: in flight\r\n\r\nfirst half\r\n")
         inst.proc.send_signal(signal.SIGTERM)
         r = harness.read_reply(idle, timeout=10)

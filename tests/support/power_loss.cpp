@@ -95,12 +95,17 @@ int PowerLossSimulator::gate(const std::string& kind, const std::string& path) {
   return 0;
 }
 
+PowerLossSimulator::Undo PowerLossSimulator::undo(Undo::Kind kind, const std::string& path) {
+  Undo u;
+  u.kind = kind;
+  u.path = path;
+  return u;
+}
+
 int PowerLossSimulator::before_create(const std::string& path) {
   std::lock_guard l(mu_);
   if (int e = gate("create", path)) return e;
-  Undo u;
-  u.kind = Undo::Kind::create;
-  u.path = path;
+  Undo u = undo(Undo::Kind::create, path);
   u.existed = std::filesystem::exists(path);
   if (!u.existed) journal_.push_back(u);
   return 0;
@@ -109,9 +114,7 @@ int PowerLossSimulator::before_create(const std::string& path) {
 int PowerLossSimulator::before_write(const std::string& path, uint64_t offset, std::size_t len) {
   std::lock_guard l(mu_);
   if (int e = gate("write", path)) return e;
-  Undo u;
-  u.kind = Undo::Kind::write;
-  u.path = path;
+  Undo u = undo(Undo::Kind::write, path);
   u.offset = offset;
   u.old_bytes = read_range(path, offset, len, u.old_size);
   journal_.push_back(std::move(u));
@@ -121,9 +124,7 @@ int PowerLossSimulator::before_write(const std::string& path, uint64_t offset, s
 int PowerLossSimulator::before_truncate(const std::string& path, uint64_t size) {
   std::lock_guard l(mu_);
   if (int e = gate("truncate", path)) return e;
-  Undo u;
-  u.kind = Undo::Kind::truncate;
-  u.path = path;
+  Undo u = undo(Undo::Kind::truncate, path);
   u.offset = size;
   u.old_bytes = read_range(path, size, SIZE_MAX / 2, u.old_size);
   journal_.push_back(std::move(u));
@@ -159,9 +160,7 @@ void PowerLossSimulator::forget_directory_entries(const std::string& dir) {
 int PowerLossSimulator::before_rename(const std::string& from, const std::string& to) {
   std::lock_guard l(mu_);
   if (int e = gate("rename", from)) return e;
-  Undo u;
-  u.kind = Undo::Kind::rename;
-  u.path = from;
+  Undo u = undo(Undo::Kind::rename, from);
   u.path2 = to;
   u.existed = std::filesystem::exists(to);
   if (u.existed) u.old_bytes = read_range(to, 0, SIZE_MAX / 2, u.old_size);
@@ -172,9 +171,7 @@ int PowerLossSimulator::before_rename(const std::string& from, const std::string
 int PowerLossSimulator::before_remove(const std::string& path) {
   std::lock_guard l(mu_);
   if (int e = gate("remove", path)) return e;
-  Undo u;
-  u.kind = Undo::Kind::remove;
-  u.path = path;
+  Undo u = undo(Undo::Kind::remove, path);
   u.existed = std::filesystem::exists(path);
   if (u.existed) {
     u.old_bytes = read_range(path, 0, SIZE_MAX / 2, u.old_size);

@@ -49,6 +49,7 @@ class PowerLossSimulator final : public base::fs::FaultHooks {
     bool existed = false;
     bool is_dir = false;
   };
+  static Undo undo(Undo::Kind kind, const std::string& path);
   int gate(const std::string& kind, const std::string& path);
   void forget_directory_entries(const std::string& dir);
 
