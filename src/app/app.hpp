@@ -24,7 +24,9 @@ struct QuickstartOptions {
   std::string data_dir;
   std::string hostname;  // default: mail.<domain>
   std::string user = "demo";
-  std::vector<std::string> smtp_listen;  // default 127.0.0.1:2525
+  std::vector<std::string> smtp_listen;   // default 127.0.0.1:2525
+  std::vector<std::string> imap_listen;   // default 127.0.0.1:1143
+  std::vector<std::string> imaps_listen;  // default 127.0.0.1:1993
   bool json = false;
   // Lighter Argon2id for tests; the written config keeps what is given here.
   std::optional<int64_t> argon2_mem_kib;

@@ -44,6 +44,14 @@ struct Config {
   int64_t smtp_max_connections = 1000;
   int64_t smtp_max_connections_per_ip = 20;
   bool smtp_vrfy = false;
+  // [imap]
+  std::vector<std::string> imap_listen;
+  std::vector<std::string> imap_tls_listen;
+  int64_t imap_max_line_bytes = 65536;
+  int64_t imap_login_timeout_seconds = 60;
+  int64_t imap_idle_timeout_seconds = 1800;
+  int64_t imap_max_connections = 10000;
+  int64_t imap_max_connections_per_ip = 50;
   // [delivery]
   int64_t delivery_max_batch = 512;
   int64_t delivery_dedupe_window_seconds = 600;

@@ -89,6 +89,23 @@ const std::vector<Key>& schema() {
        "Concurrent inbound SMTP connections from one IP address; more get 421 4.7.0."},
       {"smtp", "vrfy", &Config::smtp_vrfy, 0, 0,
        "Answer VRFY truthfully. Off: VRFY gets 252 and reveals nothing."},
+      {"imap", "listen", &Config::imap_listen, 0, 0,
+       "IMAP listeners with STARTTLS (LOGINDISABLED until TLS), \"IP:port\"; usually port "
+       "143."},
+      {"imap", "tls_listen", &Config::imap_tls_listen, 0, 0,
+       "IMAP listeners with implicit TLS, \"IP:port\"; usually port 993."},
+      {"imap", "max_line_bytes", &Config::imap_max_line_bytes, 1024, 1 << 24,
+       "Longest command line, literals excluded; longer lines end the session. Literals "
+       "(APPEND) are bounded by smtp.max_message_bytes."},
+      {"imap", "login_timeout_seconds", &Config::imap_login_timeout_seconds, 1, 3600,
+       "Time a client has to log in, and to send each line before it has."},
+      {"imap", "idle_timeout_seconds", &Config::imap_idle_timeout_seconds, 1800, 86400,
+       "Inactivity after which a logged-in session is closed (RFC 9051 5.4: at least 30 "
+       "minutes)."},
+      {"imap", "max_connections", &Config::imap_max_connections, 1, 1000000,
+       "Concurrent IMAP connections."},
+      {"imap", "max_connections_per_ip", &Config::imap_max_connections_per_ip, 1, 100000,
+       "Concurrent IMAP connections from one IP address (IPv6: one /64)."},
       {"delivery", "max_batch", &Config::delivery_max_batch, 1, 100000,
        "Most messages committed with one fsync (group commit)."},
       {"delivery", "dedupe_window_seconds", &Config::delivery_dedupe_window_seconds, 0, 86400,

@@ -40,6 +40,10 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
   c.postmaster = address;
   c.smtp_listen =
       o.smtp_listen.empty() ? std::vector<std::string>{"127.0.0.1:2525"} : o.smtp_listen;
+  c.imap_listen =
+      o.imap_listen.empty() ? std::vector<std::string>{"127.0.0.1:1143"} : o.imap_listen;
+  c.imap_tls_listen =
+      o.imaps_listen.empty() ? std::vector<std::string>{"127.0.0.1:1993"} : o.imaps_listen;
   c.tls_certificate = data_dir + "/tls/cert.pem";
   c.tls_key = data_dir + "/tls/key.pem";
   if (o.argon2_mem_kib) c.argon2_mem_kib = *o.argon2_mem_kib;
@@ -71,14 +75,19 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
     out << "{\"config\":" << json_string(config_path) << ",\"data_dir\":" << json_string(data_dir)
         << ",\"domain\":" << json_string(o.domain) << ",\"hostname\":" << json_string(c.hostname)
         << ",\"listeners\":[";
-    for (std::size_t i = 0; i < c.smtp_listen.size(); ++i) {
-      const auto& l = c.smtp_listen[i];
+    bool first = true;
+    auto listener = [&](const std::string& l, const char* protocol, bool starttls) {
       auto colon = l.rfind(':');
       std::string host = l.substr(0, colon);
       if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-      out << (i ? "," : "") << "{\"protocol\":\"smtp\",\"address\":" << json_string(host)
-          << ",\"port\":" << l.substr(colon + 1) << ",\"starttls\":true}";
-    }
+      out << (first ? "" : ",") << "{\"protocol\":\"" << protocol
+          << "\",\"address\":" << json_string(host) << ",\"port\":" << l.substr(colon + 1)
+          << ",\"starttls\":" << (starttls ? "true" : "false") << "}";
+      first = false;
+    };
+    for (const auto& l : c.smtp_listen) listener(l, "smtp", true);
+    for (const auto& l : c.imap_listen) listener(l, "imap", true);
+    for (const auto& l : c.imap_tls_listen) listener(l, "imaps", false);
     out << "],\"account\":" << json_string(address) << ",\"password\":" << json_string(password)
         << ",\"recovery_key\":" << json_string(*recovery) << "}\n";
   } else {
@@ -87,6 +96,8 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
         << "  data           " << data_dir << " (SQLite + encrypted blobs)\n"
         << "  certificate    " << c.tls_certificate << " (self-signed for " << c.hostname << ")\n";
     for (const auto& l : c.smtp_listen) out << "  SMTP (MX)      " << l << " with STARTTLS\n";
+    for (const auto& l : c.imap_listen) out << "  IMAP           " << l << " with STARTTLS\n";
+    for (const auto& l : c.imap_tls_listen) out << "  IMAPS          " << l << " (implicit TLS)\n";
     out << "  account        " << address << " (also receives postmaster@" << o.domain << ")\n"
         << "  password       " << password << "\n"
         << "  recovery key   " << *recovery << "\n\n"

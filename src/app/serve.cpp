@@ -47,6 +47,15 @@ int serve(const std::string& config_path, std::ostream& err) {
   s.max_connections = static_cast<std::size_t>(c.smtp_max_connections);
   s.max_connections_per_ip = static_cast<std::size_t>(c.smtp_max_connections_per_ip);
   s.postmaster = c.postmaster;
+  opt.imap_listen = c.imap_listen;
+  opt.imaps_listen = c.imap_tls_listen;
+  opt.imap.hostname = c.hostname;
+  opt.imap.limits.max_line = static_cast<std::size_t>(c.imap_max_line_bytes);
+  opt.imap.limits.max_literal = static_cast<std::size_t>(c.smtp_max_message_bytes);
+  opt.imap.login_timeout = std::chrono::seconds(c.imap_login_timeout_seconds);
+  opt.imap.idle_timeout = std::chrono::seconds(c.imap_idle_timeout_seconds);
+  opt.imap.max_connections = static_cast<std::size_t>(c.imap_max_connections);
+  opt.imap.max_connections_per_ip = static_cast<std::size_t>(c.imap_max_connections_per_ip);
 
   // TLS keys are read and ports bound before the privilege drop; every data file is opened
   // after it.
@@ -101,6 +110,8 @@ int serve(const std::string& config_path, std::ostream& err) {
   services.blobs = &blobs;
   services.committer = &committer;
   services.clock = &clock;
+  server::ChangeBus changes;
+  services.changes = &changes;
 
   base::log::info("server.ready", {{"version", POSTERN_VERSION}, {"hostname", c.hostname}});
   auto r = srv.run(services);

@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
   quick->add_option("--hostname", qs.hostname, "Server host name (default mail.<domain>)");
   quick->add_option("--user", qs.user, "Local part of the first account")->capture_default_str();
   quick->add_option("--smtp", qs.smtp_listen, "SMTP listen address(es) (default 127.0.0.1:2525)");
+  quick->add_option("--imap", qs.imap_listen,
+                    "IMAP (STARTTLS) listen address(es) (default 127.0.0.1:1143)");
+  quick->add_option("--imaps", qs.imaps_listen,
+                    "IMAP (implicit TLS) listen address(es) (default 127.0.0.1:1993)");
   quick->add_flag("--json", qs.json, "Print what was created as one JSON object");
   quick->add_option("--argon2-mem-kib", qs.argon2_mem_kib, "Argon2id memory (KiB)");
   quick->add_option("--argon2-ops", qs.argon2_ops, "Argon2id passes");

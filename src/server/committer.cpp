@@ -31,6 +31,8 @@ struct Committer::Impl {
   struct Job {
     std::vector<PreparedMessage> messages;
     std::function<void(Result<void>)> done;
+    std::vector<store::Assigned>* assigned = nullptr;
+    std::size_t count = 0;
   };
   store::Store& store;
   store::BlobStore& blobs;
@@ -84,6 +86,7 @@ struct Committer::Impl {
     std::vector<store::PendingBlob> pending;
     for (auto& j : batch)
       for (auto& m : j.messages) {
+        ++j.count;
         records.push_back(std::move(m.record));
         pending.push_back(std::move(m.blob));
       }
@@ -97,6 +100,13 @@ struct Committer::Impl {
       } else {
         for (std::size_t i = 0; i < r->size(); ++i)
           if ((*r)[i].duplicate) (void)blobs.remove(records[i].blob_id);
+        std::size_t first = 0;
+        for (auto& j : batch) {
+          if (j.assigned)
+            j.assigned->assign(r->begin() + static_cast<std::ptrdiff_t>(first),
+                               r->begin() + static_cast<std::ptrdiff_t>(first + j.count));
+          first += j.count;
+        }
       }
     }
     commits.fetch_add(1);
@@ -119,11 +129,12 @@ Committer::~Committer() {
 }
 
 void Committer::submit(std::vector<PreparedMessage> messages,
-                       std::function<void(Result<void>)> done) {
+                       std::function<void(Result<void>)> done,
+                       std::vector<store::Assigned>* assigned) {
   {
     std::lock_guard lock(impl_->mu);
     if (!impl_->stopping) {
-      impl_->queue.push_back({std::move(messages), std::move(done)});
+      impl_->queue.push_back({std::move(messages), std::move(done), assigned});
       impl_->cv.notify_one();
       return;
     }

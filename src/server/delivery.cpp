@@ -49,22 +49,11 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     if (!*inbox) return fail(Error(Errc::no_mailbox, address));
     std::string content = "Return-Path: <" + return_path + ">\r\nDelivered-To: " + address +
                           "\r\n" + received + in.message;
-    mime::HeaderLimits limits;
-    limits.max_headers = 10000;
-    limits.max_header_bytes = content.size();
-    auto summary = mime::summarize(content, limits);
-    if (!summary) return fail(summary.error());
-    auto sealed = keys::seal_message((*account)->storage_public, content, summary->serialize());
+    auto sealed = seal_message_for(svc, (*account)->storage_public, content);
     if (!sealed) return fail(sealed.error());
-    auto blob = svc.blobs->write(sealed->blob);
-    if (!blob) return fail(blob.error());
-    PreparedMessage p{store::NewMessage{}, std::move(*blob)};
+    PreparedMessage p = std::move(*sealed);
     p.record.mailbox_id = (*inbox)->id;
-    p.record.blob_id = p.blob.id;
-    p.record.size = content.size();
     p.record.internal_date = svc.clock->unix_seconds();
-    p.record.sealed_key = std::move(sealed->sealed_key);
-    p.record.summary = std::move(sealed->summary);
     if (svc.dedupe_key) {
       // What the client sent, to whom, from whom: identical on a retry, different otherwise.
       auto digest = crypto::keyed_hash(svc.dedupe_key->view(),
@@ -75,6 +64,25 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     out.push_back(std::move(p));
   }
   return out;
+}
+
+Result<PreparedMessage> seal_message_for(const Services& svc, std::string_view storage_public,
+                                         std::string_view content) {
+  mime::HeaderLimits limits;
+  limits.max_headers = 10000;
+  limits.max_header_bytes = content.size();
+  auto summary = mime::summarize(content, limits);
+  if (!summary) return summary.error();
+  auto sealed = keys::seal_message(storage_public, content, summary->serialize());
+  if (!sealed) return sealed.error();
+  auto blob = svc.blobs->write(sealed->blob);
+  if (!blob) return blob.error();
+  PreparedMessage p{store::NewMessage{}, std::move(*blob)};
+  p.record.blob_id = p.blob.id;
+  p.record.size = content.size();
+  p.record.sealed_key = std::move(sealed->sealed_key);
+  p.record.summary = std::move(sealed->summary);
+  return p;
 }
 
 smtp::Reply delivery_failure_reply(const Error& e) {

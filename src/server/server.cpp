@@ -8,6 +8,7 @@
 
 #include "base/log.hpp"
 #include "net/net.hpp"
+#include "server/imap_in.hpp"
 #include "server/smtp_in.hpp"
 
 namespace postern::server {
@@ -16,8 +17,11 @@ struct Server::Impl {
   ServerOptions options;
   asio::io_context io;
   asio::thread_pool pool;
+  enum class Kind { smtp, imap, imaps };
   std::vector<tcp::acceptor> acceptors;
+  std::vector<Kind> kinds;  // per acceptor
   std::shared_ptr<SmtpShared> smtp;
+  std::shared_ptr<ImapShared> imap;
   asio::signal_set signals;
 
   explicit Impl(ServerOptions o)
@@ -48,20 +52,22 @@ Result<void> drop_privileges(const std::string& user) {
   return {};
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::shared_ptr<SmtpShared> shared) {
+// Accepts connections and hands each to `start` (a session coroutine factory).
+template <class Start>
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Start start) {
   while (acceptor.is_open()) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
                                                        nothrow_awaitable);
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
       // Out of descriptors (EMFILE) and the like: retrying at once would spin.
-      base::log::warn("smtp.accept.failed", {{"error", ec.message()}});
+      base::log::warn("server.accept.failed", {{"error", ec.message()}});
       asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
       co_await pause.async_wait(nothrow_awaitable);
       continue;
     }
     auto ex = socket.get_executor();
-    asio::co_spawn(ex, smtp_session(std::move(socket), shared), asio::detached);
+    asio::co_spawn(ex, start(std::move(socket)), asio::detached);
   }
 }
 
@@ -75,21 +81,30 @@ Result<void> Server::bind() {
     nofile.rlim_cur = nofile.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  for (const auto& text : m.options.smtp_listen) {
-    auto ep = net::parse_endpoint(text);
-    if (!ep) return ep.error();
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(ep->host, ec);
-    if (ec) return Error(net::Errc::bad_address, "smtp.listen: " + text + ": " + ec.message());
-    tcp::endpoint endpoint(addr, ep->port);
-    tcp::acceptor acc(m.io);
-    acc.open(endpoint.protocol(), ec);
-    if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acc.bind(endpoint, ec);
-    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Error(ec, "smtp.listen " + text);
-    m.acceptors.push_back(std::move(acc));
-  }
+  auto listen = [&](const std::vector<std::string>& addresses, Impl::Kind kind,
+                    const char* key) -> Result<void> {
+    for (const auto& text : addresses) {
+      auto ep = net::parse_endpoint(text);
+      if (!ep) return ep.error();
+      boost::system::error_code ec;
+      auto addr = asio::ip::make_address(ep->host, ec);
+      if (ec)
+        return Error(net::Errc::bad_address, std::string(key) + ": " + text + ": " + ec.message());
+      tcp::endpoint endpoint(addr, ep->port);
+      tcp::acceptor acc(m.io);
+      acc.open(endpoint.protocol(), ec);
+      if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acc.bind(endpoint, ec);
+      if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) return Error(ec, std::string(key) + " " + text);
+      m.acceptors.push_back(std::move(acc));
+      m.kinds.push_back(kind);
+    }
+    return {};
+  };
+  if (auto r = listen(m.options.smtp_listen, Impl::Kind::smtp, "smtp.listen"); !r) return r;
+  if (auto r = listen(m.options.imap_listen, Impl::Kind::imap, "imap.listen"); !r) return r;
+  if (auto r = listen(m.options.imaps_listen, Impl::Kind::imaps, "imap.tls_listen"); !r) return r;
   return drop_privileges(m.options.run_as_user);
 }
 
@@ -105,16 +120,35 @@ std::vector<std::string> Server::bound() const {
 
 Result<void> Server::run(Services services) {
   auto& m = *impl_;
-  m.smtp = std::make_shared<SmtpShared>(m.options.smtp, std::move(services), &m.pool);
-  for (auto& acc : m.acceptors) asio::co_spawn(m.io, accept_loop(acc, m.smtp), asio::detached);
+  m.smtp = std::make_shared<SmtpShared>(m.options.smtp, services, &m.pool);
+  ImapSettings imap_settings = m.options.imap;
+  m.imap = std::make_shared<ImapShared>(imap_settings, services, &m.pool);
+  for (std::size_t i = 0; i < m.acceptors.size(); ++i) {
+    auto kind = m.kinds[i];
+    if (kind == Impl::Kind::smtp) {
+      auto start = [smtp = m.smtp](tcp::socket s) { return smtp_session(std::move(s), smtp); };
+      asio::co_spawn(m.io, accept_loop(m.acceptors[i], start), asio::detached);
+    } else {
+      bool tls = kind == Impl::Kind::imaps;
+      auto start = [imap = m.imap, tls](tcp::socket s) {
+        return imap_session(std::move(s), imap, tls);
+      };
+      asio::co_spawn(m.io, accept_loop(m.acceptors[i], start), asio::detached);
+    }
+  }
   m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) {
       base::log::info("server.stopping", {{"signal", sig}});
       stop();
     }
   });
-  for (const auto& b : bound())
-    base::log::info("server.listening", {{"protocol", "smtp"}, {"address", b}});
+  {
+    auto addresses = bound();
+    const char* names[] = {"smtp", "imap", "imaps"};
+    for (std::size_t i = 0; i < addresses.size(); ++i)
+      base::log::info("server.listening", {{"protocol", names[static_cast<int>(m.kinds[i])]},
+                                           {"address", addresses[i]}});
+  }
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < m.options.io_threads; ++i) threads.emplace_back([&m] { m.io.run(); });
   m.io.run();
@@ -127,15 +161,17 @@ Result<void> Server::run(Services services) {
 namespace {
 // Waits for the sessions to finish what they are doing, at most `grace`, then stops.
 asio::awaitable<void> wind_down(asio::io_context& io, std::shared_ptr<SmtpShared> smtp,
-                                std::chrono::seconds grace) {
+                                std::shared_ptr<ImapShared> imap, std::chrono::seconds grace) {
   auto until = std::chrono::steady_clock::now() + grace;
   asio::steady_timer tick(io);
-  while (smtp && smtp->live_sessions() > 0 && std::chrono::steady_clock::now() < until) {
+  auto live = [&] {
+    return (smtp ? smtp->live_sessions() : 0) + (imap ? imap->live_sessions() : 0);
+  };
+  while (live() > 0 && std::chrono::steady_clock::now() < until) {
     tick.expires_after(std::chrono::milliseconds(50));
     co_await tick.async_wait(nothrow_awaitable);
   }
-  base::log::info("server.drained",
-                  {{"sessions_left", smtp ? static_cast<uint64_t>(smtp->live_sessions()) : 0}});
+  base::log::info("server.drained", {{"sessions_left", static_cast<uint64_t>(live())}});
   io.stop();
 }
 }  // namespace
@@ -147,7 +183,9 @@ void Server::stop() {
       a.close(ec);
     }
     if (m->smtp) m->smtp->drain();
-    asio::co_spawn(m->io, wind_down(m->io, m->smtp, m->options.shutdown_grace), asio::detached);
+    if (m->imap) m->imap->drain();
+    asio::co_spawn(m->io, wind_down(m->io, m->smtp, m->imap, m->options.shutdown_grace),
+                   asio::detached);
   });
 }
 

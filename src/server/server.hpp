@@ -5,6 +5,7 @@
 #include "base/clock.hpp"
 #include "base/error.hpp"
 #include "crypto/crypto.hpp"
+#include "imap/imap.hpp"
 #include "smtp/smtp.hpp"
 #include "store/store.hpp"
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,10 @@ struct Services;
 // added) and writes each blob; nothing is durable or visible until the Committer commits it.
 Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
                                                       const DeliveryRequest& request);
+// Encrypts one message to an account's storage key and writes its blob: the record is complete
+// except for mailbox, flags and date. Used by delivery and by IMAP APPEND.
+Result<PreparedMessage> seal_message_for(const Services& svc, std::string_view storage_public,
+                                         std::string_view content);
 // The SMTP reply for a failed delivery: always 4xx, so the client keeps the message.
 smtp::Reply delivery_failure_reply(const Error& e);
 
@@ -64,7 +70,10 @@ class Committer {
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
-  void submit(std::vector<PreparedMessage> messages, std::function<void(Result<void>)> done);
+  // `assigned`, when given, receives each message's uid before `done` runs; it must stay
+  // valid until then.
+  void submit(std::vector<PreparedMessage> messages, std::function<void(Result<void>)> done,
+              std::vector<store::Assigned>* assigned = nullptr);
   void stop();               // finishes what was submitted, then refuses new work
   uint64_t commits() const;  // number of batches committed (tests check grouping)
 
@@ -82,6 +91,29 @@ struct SmtpSettings {
   std::string postmaster;  // account address for postmaster@<local domain>
 };
 
+// Tells sessions that an account's mail changed (a delivery, another session's STORE), so IDLE
+// can report it at once. Callbacks run on the notifying thread and must only post work.
+class ChangeBus {
+ public:
+  using Callback = std::function<void()>;
+  // The subscription lasts as long as the returned handle.
+  std::shared_ptr<Callback> subscribe(int64_t account_id, Callback cb);
+  void notify(int64_t account_id);
+
+ private:
+  std::mutex mu_;
+  std::map<int64_t, std::vector<std::weak_ptr<Callback>>> subs_;
+};
+
+struct ImapSettings {
+  std::string hostname;
+  imap::Limits limits;
+  std::chrono::seconds login_timeout{60};   // to authenticate
+  std::chrono::seconds idle_timeout{1800};  // RFC 9051 5.4: at least 30 minutes
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_ip = 50;
+};
+
 struct Services {
   store::Store* store = nullptr;
   store::BlobStore* blobs = nullptr;
@@ -90,11 +122,15 @@ struct Services {
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS
   // 32-byte instance secret for delivery digests (null: no dedupe); owned by the caller.
   const crypto::SecretBytes* dedupe_key = nullptr;
+  ChangeBus* changes = nullptr;  // null: no live notifications
 };
 
 struct ServerOptions {
   std::vector<std::string> smtp_listen;
   SmtpSettings smtp;
+  std::vector<std::string> imap_listen;   // STARTTLS
+  std::vector<std::string> imaps_listen;  // implicit TLS
+  ImapSettings imap;
   std::size_t io_threads = 2;
   std::size_t blocking_threads = 4;
   std::string run_as_user;

@@ -10,177 +10,11 @@
 
 #include "base/log.hpp"
 #include "base/random.hpp"
+#include "server/session_io.hpp"
 
 namespace postern::server {
 
-ConnectionTracker::Verdict ConnectionTracker::acquire(const std::string& ip) {
-  std::lock_guard lock(mu_);
-  if (total_ >= max_total_) return Verdict::too_many_total;
-  auto it = per_ip_.find(ip);
-  if (it != per_ip_.end() && it->second >= max_per_ip_) return Verdict::too_many_from_ip;
-  ++per_ip_[ip];
-  ++total_;
-  return Verdict::ok;
-}
-
-void ConnectionTracker::release(const std::string& ip) {
-  std::lock_guard lock(mu_);
-  auto it = per_ip_.find(ip);
-  if (it == per_ip_.end()) return;
-  if (--it->second == 0) per_ip_.erase(it);
-  --total_;
-}
-
 namespace {
-
-// Plain TCP until STARTTLS, then TLS over the same socket.
-class Stream {
- public:
-  explicit Stream(tcp::socket s) : sock_(std::move(s)) {}
-  tcp::socket& socket() { return sock_; }
-  bool tls() const { return tls_ != nullptr; }
-
-  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
-      asio::mutable_buffer b) {
-    if (tls_) {
-      auto [ec, n] = co_await tls_->async_read_some(b, nothrow_awaitable);
-      co_return std::make_pair(ec, n);
-    }
-    auto [ec, n] = co_await sock_.async_read_some(b, nothrow_awaitable);
-    co_return std::make_pair(ec, n);
-  }
-
-  asio::awaitable<boost::system::error_code> write(std::string data) {
-    if (tls_) {
-      auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(data), nothrow_awaitable);
-      co_return ec;
-    }
-    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(data), nothrow_awaitable);
-    co_return ec;
-  }
-
-  asio::awaitable<boost::system::error_code> start_tls(asio::ssl::context& ctx) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, ctx);
-    auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, nothrow_awaitable);
-    co_return ec;
-  }
-
-  std::string cipher() const {
-    if (!tls_) return {};
-    const SSL* ssl = const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle();
-    return std::string(SSL_get_version(ssl)) + ":" + SSL_get_cipher_name(ssl);
-  }
-
- private:
-  tcp::socket sock_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
-};
-
-}  // namespace
-
-// One per session. The client must have done its part (sent a command, the message) by the
-// deadline; past it the watcher cancels the socket's pending operations and marks the session
-// expired. arm() restarts the clock after each reply, so time the server spends working
-// (lookups, encryption, the commit) never counts against the client.
-class Watchdog {
- public:
-  Watchdog(const asio::any_io_executor& ex, tcp::socket& socket) : timer_(ex), socket_(&socket) {}
-  void arm(std::chrono::seconds d) {
-    expired_ = false;
-    timer_.expires_after(d);  // cancels the pending wait: the watcher re-reads the expiry
-  }
-  bool expired() const { return expired_; }
-  void stop() {
-    done_ = true;
-    timer_.cancel();
-  }
-  // The session is about to wait for a command (true) or is busy with one (false).
-  void waiting_for_command(bool w) { waiting_for_command_ = w; }
-  // From any thread: interrupts a session that is waiting for a command.
-  void drain() {
-    asio::post(timer_.get_executor(), [this, self = weak_from_this_()] {
-      if (auto keep = self.lock(); keep && !done_ && waiting_for_command_) {
-        boost::system::error_code ignored;
-        socket_->cancel(ignored);
-      }
-    });
-  }
-  // The watcher coroutine; one per session, ends after stop().
-  static asio::awaitable<void> watch(std::shared_ptr<Watchdog> w);
-  std::weak_ptr<Watchdog> self;
-
- private:
-  std::weak_ptr<Watchdog> weak_from_this_() const { return self; }
-  asio::steady_timer timer_;
-  tcp::socket* socket_;
-  bool done_ = false;
-  bool expired_ = false;
-  bool waiting_for_command_ = false;
-};
-
-asio::awaitable<void> Watchdog::watch(std::shared_ptr<Watchdog> w) {
-  while (!w->done_) {
-    co_await w->timer_.async_wait(nothrow_awaitable);
-    if (w->done_) co_return;
-    // Woken by arm() (aborted wait), or a completion that raced with it: check the expiry.
-    if (w->timer_.expiry() > std::chrono::steady_clock::now()) continue;
-    w->expired_ = true;
-    boost::system::error_code ignored;
-    w->socket_->cancel(ignored);
-    w->timer_.expires_at(std::chrono::steady_clock::time_point::max());  // until the next arm()
-  }
-}
-
-void SmtpShared::enter(const std::shared_ptr<Watchdog>& w) {
-  std::lock_guard lock(live_mu_);
-  live_.push_back(w);
-}
-
-void SmtpShared::leave(const std::shared_ptr<Watchdog>& w) {
-  std::lock_guard lock(live_mu_);
-  std::erase_if(live_, [&](const std::weak_ptr<Watchdog>& p) {
-    auto l = p.lock();
-    return !l || l == w;
-  });
-}
-
-std::size_t SmtpShared::live_sessions() {
-  std::lock_guard lock(live_mu_);
-  return live_.size();
-}
-
-void SmtpShared::drain() {
-  draining_ = true;
-  std::lock_guard lock(live_mu_);
-  for (const auto& p : live_)
-    if (auto w = p.lock()) w->drain();
-}
-
-namespace {
-
-// Releases what a session holds however it ends (normal return or exception).
-struct SessionEnd {
-  std::shared_ptr<Watchdog> watchdog;
-  SmtpShared* shared;
-  std::string tracker_key;
-  ~SessionEnd() {
-    watchdog->stop();
-    shared->leave(watchdog);
-    shared->tracker.release(tracker_key);
-  }
-};
-
-// Connection limits count IPv4 addresses and IPv6 /64 networks (one customer's allocation).
-std::string tracker_key(const asio::ip::address& a) {
-  if (a.is_v6()) {
-    auto v6 = a.to_v6();
-    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
-    auto bytes = v6.to_bytes();
-    for (std::size_t i = 8; i < bytes.size(); ++i) bytes[i] = 0;
-    return asio::ip::address_v6(bytes).to_string() + "/64";
-  }
-  return a.to_string();
-}
 
 // A recipient's fate: an account id, or the rejection to send. Store failures are errors
 // (451 4.3.0), never a permanent "unknown user".
@@ -246,7 +80,7 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   auto watchdog = std::make_shared<Watchdog>(stream.socket().get_executor(), stream.socket());
   watchdog->self = watchdog;
   shared->enter(watchdog);
-  SessionEnd session_end{watchdog, shared.get(), key};
+  SessionEnd session_end{watchdog, shared.get(), &shared->tracker, key};
   watchdog->arm(settings.command_timeout);
   asio::co_spawn(stream.socket().get_executor(), Watchdog::watch(watchdog), asio::detached);
 
@@ -349,6 +183,8 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
           reply = delivery_failure_reply(committed.error());
         } else {
           ++delivered;
+          if (svc.changes)
+            for (const auto& [addr, account] : in->accounts) svc.changes->notify(account);
           base::log::info("smtp.deliver.ok", {{"sid", sid},
                                               {"id", in->queue_id},
                                               {"mailboxes", count},

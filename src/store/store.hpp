@@ -54,6 +54,7 @@ struct NewMessage {
   int64_t internal_date = 0;
   std::string sealed_key;  // content key sealed to the account's storage key
   std::string summary;     // encrypted mime::Summary
+  std::string flags;       // space separated, canonical case (IMAP APPEND may set them)
   // Keyed digest of (sender, account, content); empty: no duplicate check. A message whose
   // digest was stored in the same mailbox within the dedupe window is not stored again.
   std::string dedupe_digest;
@@ -62,7 +63,45 @@ struct NewMessage {
 struct MessageRecord : NewMessage {
   uint32_t uid = 0;
   uint64_t modseq = 0;
+};
+
+// What a mailbox listing needs, without the ciphertext.
+struct MessageMeta {
+  uint32_t uid = 0;
+  uint64_t modseq = 0;
   std::string flags;
+  int64_t internal_date = 0;
+  uint64_t size = 0;
+};
+
+// Everything that happened in a mailbox after a modseq (CONDSTORE/QRESYNC, IDLE updates).
+struct Changes {
+  Mailbox mailbox;                   // current uidnext and highestmodseq
+  std::vector<MessageMeta> changed;  // new or re-flagged messages
+  std::vector<uint32_t> expunged;    // uids removed
+};
+
+enum class FlagOp { add, remove, replace };
+struct FlagChange {
+  uint32_t uid = 0;
+  uint64_t modseq = 0;
+  std::string flags;
+};
+struct FlagResult {
+  std::vector<FlagChange> changed;
+  std::vector<uint32_t> failed;  // modified after UNCHANGEDSINCE (RFC 7162 3.1.3)
+};
+
+struct Removed {
+  std::vector<uint32_t> uids;
+  uint64_t modseq = 0;
+  std::vector<std::string> unreferenced_blobs;  // the caller deletes these files
+};
+
+struct Copied {
+  uint32_t uidvalidity = 0;                         // of the destination
+  std::vector<std::pair<uint32_t, uint32_t>> uids;  // source uid -> new uid
+  Removed removed;                                  // MOVE: what left the source
 };
 
 struct Assigned {
@@ -107,6 +146,32 @@ class Store {
   virtual Result<std::string> instance_secret(std::string_view name,
                                               std::string_view candidate) = 0;
   virtual Result<std::vector<MessageRecord>> messages(int64_t mailbox_id) = 0;
+
+  // Mailbox management (IMAP). Names are validated UTF-8 with '/' as the hierarchy delimiter.
+  virtual Result<Mailbox> create_mailbox(int64_t account_id, const NewMailbox& box,
+                                         uint32_t uidvalidity) = 0;
+  // Returns the blob ids no message refers to any more.
+  virtual Result<std::vector<std::string>> delete_mailbox(int64_t mailbox_id) = 0;
+  // Renames the mailbox and its children. Renaming INBOX moves its messages to a new mailbox
+  // and leaves INBOX empty (RFC 9051 6.3.6).
+  virtual Result<void> rename_mailbox(int64_t account_id, std::string_view from,
+                                      std::string_view to, uint32_t uidvalidity) = 0;
+  virtual Result<std::vector<std::string>> subscriptions(int64_t account_id) = 0;
+  virtual Result<void> set_subscribed(int64_t account_id, std::string_view name, bool on) = 0;
+
+  virtual Result<std::vector<MessageMeta>> message_index(int64_t mailbox_id) = 0;
+  virtual Result<Changes> changes_since(int64_t mailbox_id, uint64_t modseq) = 0;
+  // The full records of `uids` (sorted ascending), skipping ones that no longer exist.
+  virtual Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
+                                                             std::span<const uint32_t> uids) = 0;
+  // One new modseq for the whole change; flags are canonical (see imap::canonical_flags).
+  virtual Result<FlagResult> store_flags(int64_t mailbox_id, std::span<const uint32_t> uids,
+                                         FlagOp op, std::span<const std::string> flags,
+                                         std::optional<uint64_t> unchanged_since) = 0;
+  virtual Result<Removed> expunge(int64_t mailbox_id, std::span<const uint32_t> uids) = 0;
+  // Copies (or moves) messages; blobs are shared between copies, never duplicated.
+  virtual Result<Copied> copy_messages(int64_t from_mailbox, std::span<const uint32_t> uids,
+                                       int64_t to_mailbox, bool move) = 0;
   virtual Result<std::vector<std::string>> blob_ids() = 0;
 
   // Backend self-check (SQLite: PRAGMA integrity_check); error when not consistent.

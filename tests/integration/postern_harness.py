@@ -266,13 +266,17 @@ class Instance:
         self._own_root = root is None
         self.data_dir = os.path.join(self.root, "data")
         self.port = free_port()
+        self.imap_port = free_port()  # IMAP with STARTTLS
+        self.imaps_port = free_port()  # IMAP over implicit TLS
         self.stderr_path = os.path.join(self.root, "server.stderr")
         self.proc = None
         self._stderr = None
         self.starts = 0
         out = self.run_cli(
             ["quickstart", "--domain", domain, "--data", self.data_dir,
-             "--smtp", "127.0.0.1:%d" % self.port, "--json",
+             "--smtp", "127.0.0.1:%d" % self.port,
+             "--imap", "127.0.0.1:%d" % self.imap_port,
+             "--imaps", "127.0.0.1:%d" % self.imaps_port, "--json",
              "--argon2-mem-kib", str(ARGON2_MEM_KIB), "--argon2-ops", str(ARGON2_OPS)],
             check=True)
         self.info = json.loads(out.stdout)

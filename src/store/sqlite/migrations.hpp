@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 2> migrations = {
+inline constexpr std::array<const char*, 3> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -55,6 +55,22 @@ CREATE TABLE recent_deliveries(
   uid INTEGER NOT NULL,
   PRIMARY KEY(mailbox_id, digest)) WITHOUT ROWID;
 CREATE INDEX recent_deliveries_received ON recent_deliveries(received);
+)sql",
+    // 3: IMAP: subscriptions (may name mailboxes that do not exist), expunged uids for
+    // QRESYNC, and the indexes change tracking and shared blobs need.
+    R"sql(
+CREATE TABLE subscriptions(
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  PRIMARY KEY(account_id, name)) WITHOUT ROWID;
+INSERT INTO subscriptions(account_id, name) SELECT account_id, name FROM mailboxes;
+CREATE TABLE expunged(
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX messages_blob ON messages(blob_id);
 )sql",
 };
 

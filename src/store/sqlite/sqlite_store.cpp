@@ -1,6 +1,8 @@
 // The embedded backend: one SQLite database in WAL mode. One writer connection (delivery and
 // admin changes, serialised by a mutex) and a pool of reader connections, so lookups on network
 // threads never wait behind a commit's fsync.
+#include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <vector>
 
@@ -61,6 +63,69 @@ Mailbox read_mailbox(const Stmt& s) {
   m.uidnext = static_cast<uint32_t>(s.int64(5));
   m.highestmodseq = static_cast<uint64_t>(s.int64(6));
   return m;
+}
+
+MessageMeta read_meta(const Stmt& s) {
+  MessageMeta m;
+  m.uid = static_cast<uint32_t>(s.int64(0));
+  m.modseq = static_cast<uint64_t>(s.int64(1));
+  m.flags = s.text(2);
+  m.internal_date = s.int64(3);
+  m.size = static_cast<uint64_t>(s.int64(4));
+  return m;
+}
+
+// Columns: uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary.
+MessageRecord read_record(const Stmt& s, int64_t mailbox_id) {
+  MessageRecord m;
+  m.mailbox_id = mailbox_id;
+  m.uid = static_cast<uint32_t>(s.int64(0));
+  m.modseq = static_cast<uint64_t>(s.int64(1));
+  m.flags = s.text(2);
+  m.internal_date = s.int64(3);
+  m.size = static_cast<uint64_t>(s.int64(4));
+  m.blob_id = s.text(5);
+  m.sealed_key = s.blob(6);
+  m.summary = s.blob(7);
+  return m;
+}
+
+bool same_flag(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Flags are stored space separated; keywords compare case-insensitively (RFC 9051 2.3.2).
+std::string merge_flags(std::string_view current, FlagOp op, std::span<const std::string> flags) {
+  std::vector<std::string> out;
+  if (op != FlagOp::replace) {
+    std::size_t pos = 0;
+    while (pos < current.size()) {
+      std::size_t sp = current.find(' ', pos);
+      std::string_view f =
+          current.substr(pos, sp == std::string_view::npos ? current.npos : sp - pos);
+      if (!f.empty()) out.emplace_back(f);
+      if (sp == std::string_view::npos) break;
+      pos = sp + 1;
+    }
+  }
+  for (const auto& f : flags) {
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const std::string& x) { return same_flag(x, f); });
+    if (op == FlagOp::remove) {
+      if (it != out.end()) out.erase(it);
+    } else if (it == out.end()) {
+      out.push_back(f);
+    }
+  }
+  std::string joined;
+  for (const auto& f : out) {
+    if (!joined.empty()) joined += ' ';
+    joined += f;
+  }
+  return joined;
 }
 
 // One step of a lookup: a row, no row, or an error (never mistaken for "no row").
@@ -177,6 +242,8 @@ class SqliteStore final : public Store {
              "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?,?,?,?)");
       m.bind(1, id).bind(2, b.name).bind(3, b.special_use).bind(4, created & 0x7fffffff);
       if (auto r = m.run("create mailbox"); !r) return r.error();
+      Stmt sub(writer_.get(), "INSERT INTO subscriptions(account_id, name) VALUES (?,?)");
+      if (auto r = sub.bind(1, id).bind(2, b.name).run("subscribe"); !r) return r.error();
     }
     if (auto r = tx.commit(); !r) return r.error();
     return id;
@@ -313,7 +380,7 @@ class SqliteStore final : public Store {
               "WHERE id = ? RETURNING uidnext - 1, highestmodseq");
     Stmt ins(writer_.get(),
              "INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, blob_id, "
-             "sealed_key, summary) VALUES (?,?,?,?,?,?,?,?)");
+             "sealed_key, summary, flags) VALUES (?,?,?,?,?,?,?,?,?)");
     Stmt seen(writer_.get(),
               "SELECT uid FROM recent_deliveries WHERE mailbox_id = ? AND digest = ?");
     Stmt remember(writer_.get(),
@@ -344,7 +411,7 @@ class SqliteStore final : public Store {
       ins.bind(1, m.mailbox_id).bind(2, static_cast<int64_t>(a.uid));
       ins.bind(3, static_cast<int64_t>(a.modseq)).bind(4, m.internal_date);
       ins.bind(5, static_cast<int64_t>(m.size)).bind(6, m.blob_id);
-      ins.bind_blob(7, m.sealed_key).bind_blob(8, m.summary);
+      ins.bind_blob(7, m.sealed_key).bind_blob(8, m.summary).bind(9, m.flags);
       if (auto r = ins.run("insert message"); !r) return r.error();
       if (!m.dedupe_digest.empty()) {
         remember.reset();
@@ -382,21 +449,294 @@ class SqliteStore final : public Store {
            "FROM messages WHERE mailbox_id = ? ORDER BY uid");
     s.bind(1, mailbox_id);
     std::vector<MessageRecord> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      MessageRecord m;
-      m.mailbox_id = mailbox_id;
-      m.uid = static_cast<uint32_t>(s.int64(0));
-      m.modseq = static_cast<uint64_t>(s.int64(1));
-      m.flags = s.text(2);
-      m.internal_date = s.int64(3);
-      m.size = static_cast<uint64_t>(s.int64(4));
-      m.blob_id = s.text(5);
-      m.sealed_key = s.blob(6);
-      m.summary = s.blob(7);
-      out.push_back(std::move(m));
+    if (auto r = for_each_row(s, c->get(), "list messages",
+                              [&](Stmt& st) { out.push_back(read_record(st, mailbox_id)); });
+        !r)
+      return r.error();
+    return out;
+  }
+
+  Result<Mailbox> create_mailbox(int64_t account_id, const NewMailbox& box,
+                                 uint32_t uidvalidity) override {
+    std::lock_guard lock(write_mu_);
+    Stmt m(writer_.get(),
+           "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?,?,?,?) "
+           "RETURNING id");
+    m.bind(1, account_id).bind(2, box.name).bind(3, box.special_use).bind(4, uidvalidity);
+    int rc = m.step();
+    if (rc == SQLITE_CONSTRAINT) return Error(Errc::exists, "mailbox " + box.name);
+    if (rc != SQLITE_ROW) return sqlite_error(writer_.get(), rc, "create mailbox");
+    Mailbox out;
+    out.id = m.int64(0);
+    out.account_id = account_id;
+    out.name = box.name;
+    out.special_use = box.special_use;
+    out.uidvalidity = uidvalidity;
+    while (m.step() == SQLITE_ROW) {
     }
-    if (rc != SQLITE_DONE) return sqlite_error(c->get(), rc, "list messages");
+    return out;
+  }
+
+  Result<std::vector<std::string>> delete_mailbox(int64_t mailbox_id) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    std::vector<std::string> blobs;
+    {
+      Stmt s(writer_.get(), "SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?");
+      s.bind(1, mailbox_id);
+      if (auto r = for_each_row(s, writer_.get(), "list mailbox blobs",
+                                [&](Stmt& st) { blobs.push_back(st.text(0)); });
+          !r)
+        return r.error();
+    }
+    Stmt d(writer_.get(), "DELETE FROM mailboxes WHERE id = ?");
+    if (auto r = d.bind(1, mailbox_id).run("delete mailbox"); !r) return r.error();
+    if (sqlite3_changes(writer_.get()) != 1) return Error(Errc::not_found, "mailbox");
+    auto unused = unreferenced(blobs);
+    if (!unused) return unused.error();
+    if (auto r = tx.commit(); !r) return r.error();
+    return std::move(*unused);
+  }
+
+  Result<void> rename_mailbox(int64_t account_id, std::string_view from, std::string_view to,
+                              uint32_t uidvalidity) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r;
+    std::string f(from), t(to);
+    {
+      Stmt s(writer_.get(),
+             "SELECT 1 FROM mailboxes WHERE account_id = ?1 AND (name = ?2 OR "
+             "substr(name, 1, length(?2) + 1) = ?2 || '/')");
+      s.bind(1, account_id).bind(2, t);
+      if (s.step() == SQLITE_ROW) return Error(Errc::exists, "mailbox " + t);
+    }
+    if (f == "INBOX") {
+      // The messages move to a new mailbox; INBOX stays, empty (its children do not move).
+      Stmt in(writer_.get(),
+              "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE account_id = ? AND name = "
+              "'INBOX'");
+      in.bind(1, account_id);
+      if (in.step() != SQLITE_ROW) return Error(Errc::not_found, "INBOX");
+      int64_t inbox = in.int64(0), uidnext = in.int64(1), modseq = in.int64(2);
+      Stmt c(writer_.get(),
+             "INSERT INTO mailboxes(account_id, name, uidvalidity, uidnext, highestmodseq) "
+             "VALUES (?,?,?,?,?) RETURNING id");
+      c.bind(1, account_id).bind(2, t).bind(3, uidvalidity).bind(4, uidnext).bind(5, modseq);
+      if (c.step() != SQLITE_ROW) return sqlite_error(writer_.get(), SQLITE_ERROR, "rename");
+      int64_t target = c.int64(0);
+      while (c.step() == SQLITE_ROW) {
+      }
+      Stmt gone(writer_.get(),
+                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) "
+                "SELECT mailbox_id, uid, ?2 FROM messages WHERE mailbox_id = ?1");
+      if (auto r = gone.bind(1, inbox).bind(2, modseq + 1).run("rename inbox"); !r) return r;
+      Stmt mv(writer_.get(), "UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?");
+      if (auto r = mv.bind(1, target).bind(2, inbox).run("rename inbox"); !r) return r;
+      Stmt bump(writer_.get(), "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?");
+      if (auto r = bump.bind(1, modseq + 1).bind(2, inbox).run("rename inbox"); !r) return r;
+      return tx.commit();
+    }
+    Stmt u(writer_.get(),
+           "UPDATE mailboxes SET name = ?3 || substr(name, length(?2) + 1) WHERE account_id = ?1 "
+           "AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')");
+    u.bind(1, account_id).bind(2, f).bind(3, t);
+    if (auto r = u.run("rename mailbox"); !r) return r;
+    if (sqlite3_changes(writer_.get()) == 0) return Error(Errc::not_found, "mailbox " + f);
+    Stmt sub(writer_.get(),
+             "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, length(?2) + 1) "
+             "WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || "
+             "'/')");
+    sub.bind(1, account_id).bind(2, f).bind(3, t);
+    if (auto r = sub.run("rename subscriptions"); !r) return r;
+    return tx.commit();
+  }
+
+  Result<std::vector<std::string>> subscriptions(int64_t account_id) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(), "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name");
+    s.bind(1, account_id);
+    std::vector<std::string> out;
+    if (auto r = for_each_row(s, c->get(), "list subscriptions",
+                              [&](Stmt& st) { out.push_back(st.text(0)); });
+        !r)
+      return r.error();
+    return out;
+  }
+
+  Result<void> set_subscribed(int64_t account_id, std::string_view name, bool on) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), on ? "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?,?)"
+                             : "DELETE FROM subscriptions WHERE account_id = ? AND name = ?");
+    return s.bind(1, account_id).bind(2, name).run("subscribe");
+  }
+
+  Result<std::vector<MessageMeta>> message_index(int64_t mailbox_id) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(),
+           "SELECT uid, modseq, flags, internal_date, size FROM messages WHERE mailbox_id = ? "
+           "ORDER BY uid");
+    s.bind(1, mailbox_id);
+    std::vector<MessageMeta> out;
+    if (auto r = for_each_row(s, c->get(), "message index",
+                              [&](Stmt& st) { out.push_back(read_meta(st)); });
+        !r)
+      return r.error();
+    return out;
+  }
+
+  Result<Changes> changes_since(int64_t mailbox_id, uint64_t modseq) override {
+    auto c = reader();
+    if (!c) return c.error();
+    // One read transaction, so the mailbox row and the changes agree.
+    if (auto r = c->exec("BEGIN"); !r) return r.error();
+    struct End {
+      Lease& c;
+      ~End() { (void)c.exec("COMMIT"); }
+    } end{*c};
+    Changes out;
+    Stmt m(c->get(),
+           "SELECT id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq "
+           "FROM mailboxes WHERE id = ?");
+    m.bind(1, mailbox_id);
+    auto found = row(m, c->get(), "mailbox");
+    if (!found) return found.error();
+    if (!*found) return Error(Errc::not_found, "mailbox");
+    out.mailbox = read_mailbox(m);
+    if (out.mailbox.highestmodseq <= modseq) return out;
+    Stmt s(c->get(),
+           "SELECT uid, modseq, flags, internal_date, size FROM messages WHERE mailbox_id = ? "
+           "AND modseq > ? ORDER BY uid");
+    s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(modseq));
+    if (auto r = for_each_row(s, c->get(), "changes",
+                              [&](Stmt& st) { out.changed.push_back(read_meta(st)); });
+        !r)
+      return r.error();
+    Stmt e(c->get(), "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid");
+    e.bind(1, mailbox_id).bind(2, static_cast<int64_t>(modseq));
+    if (auto r = for_each_row(
+            e, c->get(), "expunged",
+            [&](Stmt& st) { out.expunged.push_back(static_cast<uint32_t>(st.int64(0))); });
+        !r)
+      return r.error();
+    return out;
+  }
+
+  Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
+                                                     std::span<const uint32_t> uids) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(),
+           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary "
+           "FROM messages WHERE mailbox_id = ? AND uid = ?");
+    std::vector<MessageRecord> out;
+    out.reserve(uids.size());
+    for (uint32_t uid : uids) {
+      s.reset();
+      s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uid));
+      auto r = row(s, c->get(), "message");
+      if (!r) return r.error();
+      if (*r) out.push_back(read_record(s, mailbox_id));
+    }
+    return out;
+  }
+
+  Result<FlagResult> store_flags(int64_t mailbox_id, std::span<const uint32_t> uids, FlagOp op,
+                                 std::span<const std::string> flags,
+                                 std::optional<uint64_t> unchanged_since) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    FlagResult out;
+    Stmt get(writer_.get(), "SELECT flags, modseq FROM messages WHERE mailbox_id = ? AND uid = ?");
+    std::vector<std::pair<uint32_t, std::string>> updates;
+    for (uint32_t uid : uids) {
+      get.reset();
+      get.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uid));
+      auto r = row(get, writer_.get(), "flags");
+      if (!r) return r.error();
+      if (!*r) continue;
+      std::string current = get.text(0);
+      auto modseq = static_cast<uint64_t>(get.int64(1));
+      if (unchanged_since && modseq > *unchanged_since) {
+        out.failed.push_back(uid);
+        continue;
+      }
+      std::string next = merge_flags(current, op, flags);
+      if (next != current) updates.emplace_back(uid, std::move(next));
+    }
+    if (updates.empty()) return out;
+    auto modseq = bump_modseq(mailbox_id);
+    if (!modseq) return modseq.error();
+    Stmt set(writer_.get(),
+             "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
+    for (auto& [uid, f] : updates) {
+      set.reset();
+      set.bind(1, f).bind(2, static_cast<int64_t>(*modseq)).bind(3, mailbox_id);
+      set.bind(4, static_cast<int64_t>(uid));
+      if (auto r = set.run("store flags"); !r) return r.error();
+      out.changed.push_back({uid, *modseq, std::move(f)});
+    }
+    if (auto r = tx.commit(); !r) return r.error();
+    return out;
+  }
+
+  Result<Removed> expunge(int64_t mailbox_id, std::span<const uint32_t> uids) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    auto removed = remove_locked(mailbox_id, uids);
+    if (!removed) return removed.error();
+    if (auto r = tx.commit(); !r) return r.error();
+    return std::move(*removed);
+  }
+
+  Result<Copied> copy_messages(int64_t from, std::span<const uint32_t> uids, int64_t to,
+                               bool move) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    Copied out;
+    {
+      Stmt v(writer_.get(), "SELECT uidvalidity FROM mailboxes WHERE id = ?");
+      v.bind(1, to);
+      if (v.step() != SQLITE_ROW) return Error(Errc::not_found, "mailbox");
+      out.uidvalidity = static_cast<uint32_t>(v.int64(0));
+    }
+    Stmt bump(writer_.get(),
+              "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+              "WHERE id = ? RETURNING uidnext - 1, highestmodseq");
+    Stmt cp(writer_.get(),
+            "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, "
+            "sealed_key, summary) SELECT ?1, ?2, ?3, flags, internal_date, size, blob_id, "
+            "sealed_key, summary FROM messages WHERE mailbox_id = ?4 AND uid = ?5");
+    std::vector<uint32_t> copied;
+    for (uint32_t uid : uids) {
+      bump.reset();
+      bump.bind(1, to);
+      if (bump.step() != SQLITE_ROW) return sqlite_error(writer_.get(), SQLITE_ERROR, "copy");
+      auto new_uid = bump.int64(0);
+      auto modseq = bump.int64(1);
+      while (bump.step() == SQLITE_ROW) {
+      }
+      cp.reset();
+      cp.bind(1, to).bind(2, new_uid).bind(3, modseq).bind(4, from);
+      cp.bind(5, static_cast<int64_t>(uid));
+      if (auto r = cp.run("copy message"); !r) return r.error();
+      if (sqlite3_changes(writer_.get()) == 1) {
+        out.uids.emplace_back(uid, static_cast<uint32_t>(new_uid));
+        copied.push_back(uid);
+      }
+    }
+    if (move) {
+      auto removed = remove_locked(from, copied);
+      if (!removed) return removed.error();
+      out.removed = std::move(*removed);
+    }
+    if (auto r = tx.commit(); !r) return r.error();
     return out;
   }
 
@@ -424,6 +764,66 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Within a write transaction: the next modseq of a mailbox.
+  Result<uint64_t> bump_modseq(int64_t mailbox_id) {
+    Stmt b(writer_.get(),
+           "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? "
+           "RETURNING highestmodseq");
+    b.bind(1, mailbox_id);
+    if (b.step() != SQLITE_ROW) return Error(Errc::not_found, "mailbox");
+    auto v = static_cast<uint64_t>(b.int64(0));
+    while (b.step() == SQLITE_ROW) {
+    }
+    return v;
+  }
+
+  // Within a write transaction: which of `blobs` no message row refers to any more.
+  Result<std::vector<std::string>> unreferenced(const std::vector<std::string>& blobs) {
+    std::vector<std::string> out;
+    Stmt s(writer_.get(), "SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1");
+    for (const auto& b : blobs) {
+      s.reset();
+      s.bind(1, b);
+      auto r = row(s, writer_.get(), "blob references");
+      if (!r) return r.error();
+      if (!*r) out.push_back(b);
+    }
+    return out;
+  }
+
+  // Within a write transaction: removes messages, remembering them for QRESYNC.
+  Result<Removed> remove_locked(int64_t mailbox_id, std::span<const uint32_t> uids) {
+    Removed out;
+    if (uids.empty()) return out;
+    auto modseq = bump_modseq(mailbox_id);
+    if (!modseq) return modseq.error();
+    out.modseq = *modseq;
+    Stmt del(writer_.get(),
+             "DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING blob_id");
+    Stmt rec(writer_.get(),
+             "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?,?,?)");
+    std::vector<std::string> blobs;
+    for (uint32_t uid : uids) {
+      del.reset();
+      del.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uid));
+      int rc = del.step();
+      if (rc == SQLITE_DONE) continue;
+      if (rc != SQLITE_ROW) return sqlite_error(writer_.get(), rc, "expunge");
+      blobs.push_back(del.text(0));
+      while (del.step() == SQLITE_ROW) {
+      }
+      rec.reset();
+      rec.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uid));
+      rec.bind(3, static_cast<int64_t>(*modseq));
+      if (auto r = rec.run("remember expunge"); !r) return r.error();
+      out.uids.push_back(uid);
+    }
+    auto unused = unreferenced(blobs);
+    if (!unused) return unused.error();
+    out.unreferenced_blobs = std::move(*unused);
+    return out;
+  }
+
   // A reader connection borrowed from the pool for one call.
   class Lease {
    public:
@@ -436,6 +836,7 @@ class SqliteStore final : public Store {
       }
     }
     sqlite3* get() { return c_->get(); }
+    Result<void> exec(const char* sql) { return c_->exec(sql); }
 
    private:
     SqliteStore* s_;

@@ -1,0 +1,85 @@
+// Internal to the IMAP session files: the selected mailbox's state and small helpers.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/imap_session.hpp"
+
+namespace postern::server {
+
+inline std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct MessageState {
+  std::string flags;
+  uint64_t modseq = 0;  // of the flags this session has reported
+  int64_t internal_date = 0;
+  uint64_t size = 0;
+};
+
+// The selected mailbox as this session has reported it: sequence numbers change only when
+// the session tells the client (EXISTS, EXPUNGE), never behind its back.
+struct ImapSession::Selected {
+  store::Mailbox box;
+  bool read_only = false;
+  std::vector<uint32_t> uids;  // sequence number - 1 -> uid
+  std::unordered_map<uint32_t, MessageState> state;
+  uint64_t modseq = 0;  // every change up to here has been reported
+
+  uint32_t seq_of(uint32_t uid) const {
+    auto it = std::lower_bound(uids.begin(), uids.end(), uid);
+    return it != uids.end() && *it == uid ? static_cast<uint32_t>(it - uids.begin() + 1) : 0;
+  }
+  uint32_t largest_uid() const { return uids.empty() ? 0 : uids.back(); }
+};
+
+struct FetchItem {
+  enum class Kind {
+    uid,
+    flags,
+    internaldate,
+    size,
+    envelope,
+    bodystructure,
+    body,
+    modseq,
+    section,
+    binary,
+    binary_size
+  };
+  Kind kind = Kind::uid;
+  imap::Section section;
+  bool peek = false;
+  bool has_partial = false;
+  uint64_t partial_start = 0, partial_length = 0;
+  std::string label;  // the response's item name ("BODY[HEADER]<0>", "RFC822.TEXT")
+};
+
+struct ImapSession::Fetch {
+  std::string tag;
+  bool uid = false;
+  std::vector<uint32_t> uids;  // to fetch, ascending
+  std::size_t next = 0;
+  std::vector<FetchItem> items;
+  bool needs_summary = false, needs_content = false, sets_seen = false;
+  std::optional<uint64_t> changed_since;
+};
+
+// Flags as clients send them, checked and in canonical case: system flags as RFC 9051 spells
+// them, keywords as atoms. \Recent cannot be set.
+Result<std::vector<std::string>> parse_flag_list(const std::vector<imap::Token>& tokens);
+
+}  // namespace postern::server

@@ -1,0 +1,406 @@
+// IMAP selected-state commands (RFC 9051 6.4) except FETCH: CHECK, CLOSE, UNSELECT, EXPUNGE,
+// SEARCH (with ESEARCH), STORE (with UNCHANGEDSINCE), COPY and MOVE (with COPYUID), and the
+// unsolicited updates that keep two sessions on one mailbox in agreement.
+#include "base/log.hpp"
+#include "server/imap_internal.hpp"
+
+namespace postern::server {
+
+using imap::Command;
+using imap::Token;
+using Outcome = ImapSession::Outcome;
+
+Result<std::vector<uint32_t>> ImapSession::resolve_set(const Token& t, bool uid) const {
+  if (t.kind != Token::Kind::atom) return Error(imap::Errc::bad_sequence, "sequence set expected");
+  auto set = imap::parse_sequence_set(t.text, ctx_.settings.limits);
+  if (!set) return set.error();
+  const auto& uids = selected_->uids;
+  std::vector<uint32_t> out;
+  auto count = static_cast<uint32_t>(uids.size());
+  for (auto r : set->ranges) {
+    if (uid) {
+      uint32_t largest = selected_->largest_uid();
+      uint32_t lo = r.lo == imap::star ? largest : r.lo;
+      uint32_t hi = r.hi == imap::star ? largest : r.hi;
+      if (lo > hi) std::swap(lo, hi);
+      auto b = std::lower_bound(uids.begin(), uids.end(), lo);
+      auto e = std::upper_bound(uids.begin(), uids.end(), hi);
+      out.insert(out.end(), b, e);
+    } else {
+      if (count == 0) return Error(imap::Errc::bad_sequence, "mailbox is empty");
+      uint32_t lo = r.lo == imap::star ? count : r.lo;
+      uint32_t hi = r.hi == imap::star ? count : r.hi;
+      if (lo > hi) std::swap(lo, hi);
+      if (hi > count) return Error(imap::Errc::bad_sequence, "no such message");
+      out.insert(out.end(), uids.begin() + lo - 1, uids.begin() + hi);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+void ImapSession::forget_uids(const std::vector<uint32_t>& gone, std::string& out) {
+  auto& sel = *selected_;
+  std::vector<uint32_t> known;
+  for (uint32_t u : gone)
+    if (sel.seq_of(u)) known.push_back(u);
+  if (known.empty()) return;
+  if (qresync_) out += "* VANISHED " + imap::format_set(known) + "\r\n";
+  for (uint32_t u : known) {
+    uint32_t seq = sel.seq_of(u);
+    if (!qresync_) out += "* " + std::to_string(seq) + " EXPUNGE\r\n";
+    sel.uids.erase(sel.uids.begin() + seq - 1);
+    sel.state.erase(u);
+  }
+}
+
+std::string ImapSession::fetch_flags_line(uint32_t uid) const {
+  const auto& st = selected_->state.at(uid);
+  std::string line = "* " + std::to_string(selected_->seq_of(uid)) + " FETCH (UID " +
+                     std::to_string(uid) + " FLAGS " + imap::format_flags(st.flags);
+  if (condstore_) line += " MODSEQ (" + std::to_string(st.modseq) + ")";
+  return line + ")\r\n";
+}
+
+Result<void> ImapSession::refresh(std::string& out, bool allow_expunge) {
+  auto& sel = *selected_;
+  auto ch = ctx_.services.store->changes_since(sel.box.id, sel.modseq);
+  if (!ch) return ch.error();
+  if (ch->mailbox.highestmodseq <= sel.modseq) return {};
+  bool known_expunged = std::any_of(ch->expunged.begin(), ch->expunged.end(),
+                                    [&](uint32_t u) { return sel.seq_of(u) != 0; });
+  // Without EXPUNGE the sequence numbers would disagree: report everything later.
+  if (known_expunged && !allow_expunge) return {};
+  forget_uids(ch->expunged, out);
+  std::size_t before = sel.uids.size();
+  std::vector<uint32_t> reflagged;
+  for (const auto& m : ch->changed) {
+    auto it = sel.state.find(m.uid);
+    if (it == sel.state.end()) {
+      if (m.uid <= sel.largest_uid()) continue;  // gone before we saw it
+      sel.uids.push_back(m.uid);
+      sel.state[m.uid] = MessageState{m.flags, m.modseq, m.internal_date, m.size};
+    } else if (m.modseq > it->second.modseq) {
+      if (it->second.flags != m.flags) reflagged.push_back(m.uid);
+      it->second.flags = m.flags;
+      it->second.modseq = m.modseq;
+    }
+  }
+  if (sel.uids.size() != before) out += "* " + std::to_string(sel.uids.size()) + " EXISTS\r\n";
+  for (uint32_t u : reflagged) out += fetch_flags_line(u);
+  sel.box = ch->mailbox;
+  sel.modseq = ch->mailbox.highestmodseq;
+  return {};
+}
+
+Outcome ImapSession::check(const Command& c, std::string&) {
+  done(c, "OK", "CHECK completed");
+  return {};
+}
+
+Outcome ImapSession::close(const Command& c, std::string&) {
+  // CLOSE removes \Deleted messages silently; UNSELECT does not (RFC 3691).
+  if (c.name == "CLOSE" && !selected_->read_only) {
+    std::vector<uint32_t> deleted;
+    for (uint32_t u : selected_->uids)
+      if (imap::has_flag(selected_->state[u].flags, "\\Deleted")) deleted.push_back(u);
+    if (!deleted.empty()) {
+      auto removed = ctx_.services.store->expunge(selected_->box.id, deleted);
+      if (!removed) {
+        store_failure(c, removed.error());
+        return {};
+      }
+      remove_blobs(removed->unreferenced_blobs);
+      notify_changes();
+    }
+  }
+  selected_.reset();
+  done(c, "OK", c.name + " completed");
+  return {};
+}
+
+Outcome ImapSession::expunge(const Command& c, std::string& out) {
+  if (selected_->read_only) {
+    done(c, "NO", "[READ-ONLY] Mailbox is read-only");
+    return {};
+  }
+  std::vector<uint32_t> candidates = selected_->uids;
+  if (c.name == "UID EXPUNGE") {
+    if (c.args.size() != 1) {
+      done(c, "BAD", "UID EXPUNGE needs a set");
+      return {};
+    }
+    auto set = resolve_set(c.args[0], true);
+    if (!set) {
+      done(c, "BAD", set.error().describe());
+      return {};
+    }
+    candidates = std::move(*set);
+  }
+  std::vector<uint32_t> deleted;
+  for (uint32_t u : candidates)
+    if (imap::has_flag(selected_->state[u].flags, "\\Deleted")) deleted.push_back(u);
+  if (!deleted.empty()) {
+    auto removed = ctx_.services.store->expunge(selected_->box.id, deleted);
+    if (!removed) {
+      store_failure(c, removed.error());
+      return {};
+    }
+    forget_uids(removed->uids, out);
+    remove_blobs(removed->unreferenced_blobs);
+    notify_changes();
+  }
+  done(c, "OK", c.name + " completed");
+  return {};
+}
+
+Result<ImapSession::Opened> ImapSession::open_message(const store::MessageRecord& rec,
+                                                      bool content) const {
+  Opened o;
+  auto key = keys::open_content_key(*keys_, rec.sealed_key);
+  if (!key) return key.error();
+  auto summary = keys::open_summary(*key, rec.summary);
+  if (!summary) return summary.error();
+  auto parsed = mime::Summary::parse(*summary);
+  if (!parsed) return parsed.error();
+  o.summary = std::move(*parsed);
+  if (content) {
+    auto blob = ctx_.services.blobs->get(rec.blob_id);
+    if (!blob) return blob.error();
+    auto plain = keys::open_blob(*key, *blob);
+    if (!plain) return plain.error();
+    o.content = std::move(*plain);
+    o.has_content = true;
+  }
+  return o;
+}
+
+Outcome ImapSession::search(const Command& c, std::string& out) {
+  auto prog = imap::parse_search(c.args, ctx_.settings.limits);
+  if (!prog) {
+    if (prog.error().describe().find("BADCHARSET") != std::string::npos)
+      done(c, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+    else
+      done(c, "BAD", prog.error().describe());
+    return {};
+  }
+  if (prog->uses_modseq) condstore_ = true;
+  bool uid = c.name == "UID SEARCH";
+  const auto& sel = *selected_;
+  std::vector<uint32_t> hits;  // uids
+  uint64_t max_modseq = 0;
+  imap::SearchSubject subject;
+  subject.largest_seq = static_cast<uint32_t>(sel.uids.size());
+  subject.largest_uid = sel.largest_uid();
+  bool decrypt = prog->needs_body || prog->needs_headers;
+  constexpr std::size_t chunk = 256;
+  for (std::size_t i = 0; i < sel.uids.size(); i += chunk) {
+    std::size_t end = std::min(sel.uids.size(), i + chunk);
+    std::vector<store::MessageRecord> records;
+    if (decrypt) {
+      auto r = ctx_.services.store->messages_by_uid(
+          sel.box.id, std::span<const uint32_t>(sel.uids.data() + i, end - i));
+      if (!r) {
+        store_failure(c, r.error());
+        return {};
+      }
+      records = std::move(*r);
+    }
+    std::size_t ri = 0;
+    for (std::size_t k = i; k < end; ++k) {
+      uint32_t u = sel.uids[k];
+      const auto& st = sel.state.at(u);
+      subject.seq = static_cast<uint32_t>(k + 1);
+      subject.uid = u;
+      subject.flags = st.flags;
+      subject.internal_date = st.internal_date;
+      subject.size = st.size;
+      subject.modseq = st.modseq;
+      Opened opened;
+      if (decrypt) {
+        while (ri < records.size() && records[ri].uid < u) ++ri;
+        if (ri >= records.size() || records[ri].uid != u) continue;  // expunged meanwhile
+        auto o = open_message(records[ri], prog->needs_body);
+        if (!o) {
+          base::log::error("imap.decrypt.failed",
+                           {{"uid", static_cast<uint64_t>(u)}, {"error", o.error().describe()}});
+          continue;
+        }
+        opened = std::move(*o);
+        subject.header_section = opened.summary.header_section;
+        subject.message = opened.content;
+      }
+      if (imap::matches(prog->root, subject)) {
+        hits.push_back(u);
+        max_modseq = std::max(max_modseq, st.modseq);
+      }
+    }
+  }
+  auto number = [&](uint32_t u) { return uid ? u : sel.seq_of(u); };
+  if (prog->esearch) {
+    std::string line = "* ESEARCH (TAG " + imap::quote(c.tag) + ")" + (uid ? " UID" : "");
+    std::vector<uint32_t> nums;
+    for (uint32_t u : hits) nums.push_back(number(u));
+    for (const auto& r : prog->returns) {
+      if (r == "MIN" && !nums.empty()) line += " MIN " + std::to_string(nums.front());
+      if (r == "MAX" && !nums.empty()) line += " MAX " + std::to_string(nums.back());
+      if (r == "COUNT") line += " COUNT " + std::to_string(nums.size());
+      if (r == "ALL" && !nums.empty()) line += " ALL " + imap::format_set(nums);
+    }
+    if (prog->uses_modseq && !hits.empty()) line += " MODSEQ " + std::to_string(max_modseq);
+    out += line + "\r\n";
+  } else {
+    out += "* SEARCH";
+    for (uint32_t u : hits) out += " " + std::to_string(number(u));
+    if (prog->uses_modseq && !hits.empty()) out += " (MODSEQ " + std::to_string(max_modseq) + ")";
+    out += "\r\n";
+  }
+  done(c, "OK", c.name + " completed");
+  return {};
+}
+
+Outcome ImapSession::store(const Command& c, std::string& out) {
+  bool uid = c.name == "UID STORE";
+  if (selected_->read_only) {
+    done(c, "NO", "[READ-ONLY] Mailbox is read-only");
+    return {};
+  }
+  std::size_t i = 1;
+  std::optional<uint64_t> unchanged_since;
+  if (c.args.size() > i && c.args[i].kind == Token::Kind::list) {
+    const auto& m = c.args[i].items;
+    if (m.size() != 2 || upper(m[0].text) != "UNCHANGEDSINCE") {
+      done(c, "BAD", "Unknown STORE modifier");
+      return {};
+    }
+    try {
+      unchanged_since = std::stoull(m[1].text);
+    } catch (const std::exception&) {
+      done(c, "BAD", "Invalid UNCHANGEDSINCE");
+      return {};
+    }
+    condstore_ = true;
+    ++i;
+  }
+  if (c.args.size() < i + 2) {
+    done(c, "BAD", "STORE needs a set, an item and flags");
+    return {};
+  }
+  std::string item = upper(c.args[i].text);
+  bool silent = item.ends_with(".SILENT");
+  if (silent) item.resize(item.size() - 7);
+  store::FlagOp op;
+  if (item == "FLAGS")
+    op = store::FlagOp::replace;
+  else if (item == "+FLAGS")
+    op = store::FlagOp::add;
+  else if (item == "-FLAGS")
+    op = store::FlagOp::remove;
+  else {
+    done(c, "BAD", "Unknown STORE item");
+    return {};
+  }
+  std::vector<Token> flag_tokens;
+  if (c.args.size() == i + 2 && c.args[i + 1].kind == Token::Kind::list)
+    flag_tokens = c.args[i + 1].items;
+  else
+    flag_tokens.assign(c.args.begin() + static_cast<std::ptrdiff_t>(i + 1), c.args.end());
+  auto flags = parse_flag_list(flag_tokens);
+  if (!flags) {
+    done(c, "BAD", "Invalid flags");
+    return {};
+  }
+  auto set = resolve_set(c.args[0], uid);
+  if (!set) {
+    done(c, "BAD", set.error().describe());
+    return {};
+  }
+  auto r = ctx_.services.store->store_flags(selected_->box.id, *set, op, *flags, unchanged_since);
+  if (!r) {
+    store_failure(c, r.error());
+    return {};
+  }
+  for (const auto& ch : r->changed) {
+    auto it = selected_->state.find(ch.uid);
+    if (it == selected_->state.end()) continue;
+    it->second.flags = ch.flags;
+    it->second.modseq = ch.modseq;
+  }
+  if (!silent || unchanged_since) {
+    for (uint32_t u : *set) {
+      bool failed = std::find(r->failed.begin(), r->failed.end(), u) != r->failed.end();
+      bool changed = std::any_of(r->changed.begin(), r->changed.end(),
+                                 [&](const store::FlagChange& ch) { return ch.uid == u; });
+      if (failed || (silent && !changed)) continue;
+      if (selected_->state.count(u)) out += fetch_flags_line(u);
+    }
+  }
+  if (!r->changed.empty()) notify_changes();
+  if (!r->failed.empty()) {
+    std::vector<uint32_t> failed;
+    for (uint32_t u : r->failed) failed.push_back(uid ? u : selected_->seq_of(u));
+    done(c, "OK", "[MODIFIED " + imap::format_set(failed) + "] Some messages were modified");
+  } else {
+    done(c, "OK", c.name + " completed");
+  }
+  return {};
+}
+
+Outcome ImapSession::copy(const Command& c, std::string& out) {
+  bool uid = c.name.starts_with("UID ");
+  bool move = c.name.ends_with("MOVE");
+  if (c.args.size() != 2) {
+    done(c, "BAD", c.name + " needs a set and a mailbox");
+    return {};
+  }
+  if (move && selected_->read_only) {
+    done(c, "NO", "[READ-ONLY] Mailbox is read-only");
+    return {};
+  }
+  auto set = resolve_set(c.args[0], uid);
+  if (!set) {
+    done(c, "BAD", set.error().describe());
+    return {};
+  }
+  auto name = mailbox_arg(c.args[1]);
+  if (!name) {
+    done(c, "NO", "[TRYCREATE] " + name.error().describe());
+    return {};
+  }
+  auto dest = ctx_.services.store->find_mailbox(account_->id, *name);
+  if (!dest) {
+    store_failure(c, dest.error());
+    return {};
+  }
+  if (!*dest) {
+    done(c, "NO", "[TRYCREATE] No such mailbox");
+    return {};
+  }
+  auto r = ctx_.services.store->copy_messages(selected_->box.id, *set, (*dest)->id, move);
+  if (!r) {
+    store_failure(c, r.error());
+    return {};
+  }
+  std::string code;
+  if (!r->uids.empty()) {
+    std::string src, dst;
+    for (auto [a, b] : r->uids) {
+      src += (src.empty() ? "" : ",") + std::to_string(a);
+      dst += (dst.empty() ? "" : ",") + std::to_string(b);
+    }
+    code = "[COPYUID " + std::to_string(r->uidvalidity) + " " + src + " " + dst + "] ";
+  }
+  if (move) {
+    if (!code.empty()) out += "* OK " + code + "Moved\r\n";
+    forget_uids(r->removed.uids, out);
+    remove_blobs(r->removed.unreferenced_blobs);
+    done(c, "OK", c.name + " completed");
+  } else {
+    done(c, "OK", code + c.name + " completed");
+  }
+  notify_changes();
+  return {};
+}
+
+}  // namespace postern::server
