@@ -204,7 +204,11 @@ std::string params_list(const ContentType& ct) {
 std::string disposition(const std::optional<std::string>& value) {
   if (!value || trim(*value).empty()) return "NIL";
   // Same grammar as Content-Type without the subtype: reuse the parameter parser.
-  ContentType d = parse_content_type(*value + "/x");
+  std::size_t semi = value->find(';');
+  std::string as_type = semi == std::string::npos
+                            ? *value + "/x"
+                            : value->substr(0, semi) + "/x" + value->substr(semi);
+  ContentType d = parse_content_type(as_type);
   return "(" + quote(d.type) + " " + params_list(d) + ")";
 }
 

@@ -193,7 +193,7 @@ Outcome ImapSession::fetch(const Command& c, std::string& out) {
     auto parsed = imap::parse_sequence_set(c.args[0].text, ctx_.settings.limits);
     std::vector<uint32_t> gone;
     for (uint32_t u : ch->expunged)
-      if (parsed && parsed->contains(u, selected_->largest_uid())) gone.push_back(u);
+      if (parsed && parsed->contains(u, imap::star - 1)) gone.push_back(u);
     if (!gone.empty()) out += "* VANISHED (EARLIER) " + imap::format_set(gone) + "\r\n";
   }
   f->uids = std::move(*set);
@@ -223,6 +223,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
     f.next = end;
     if (uids.empty()) continue;
     // \Seen first, so the FLAGS in the response are the new ones.
+    std::vector<uint32_t> now_seen;  // their FETCH responses carry the new FLAGS
     if (f.sets_seen) {
       std::vector<uint32_t> unseen;
       for (uint32_t u : uids)
@@ -235,6 +236,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
           for (const auto& ch : r->changed) {
             sel.state[ch.uid].flags = ch.flags;
             sel.state[ch.uid].modseq = ch.modseq;
+            now_seen.push_back(ch.uid);
           }
           notify_changes();
         }
@@ -352,7 +354,8 @@ Outcome ImapSession::fetch_batch(std::string& out) {
         }
       }
       if (f.uid && !have_uid) add("UID " + std::to_string(u));
-      if (f.sets_seen && !have_flags) add("FLAGS " + imap::format_flags(st.flags));
+      if (!have_flags && std::find(now_seen.begin(), now_seen.end(), u) != now_seen.end())
+        add("FLAGS " + imap::format_flags(st.flags));
       if ((condstore_ || f.changed_since) && !have_modseq)
         add("MODSEQ (" + std::to_string(st.modseq) + ")");
       out += line + ")\r\n";

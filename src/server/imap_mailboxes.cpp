@@ -475,13 +475,14 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
   auto sel = std::make_unique<Selected>();
   sel->box = **box;
   sel->read_only = c.name == "EXAMINE";
-  sel->modseq = 0;
+  // Read before the index: anything committed after it has a higher modseq and comes with the
+  // next refresh.
+  sel->modseq = sel->box.highestmodseq;
   std::set<std::string> keywords;
   uint32_t first_unseen = 0;
   for (const auto& m : *index) {
     sel->uids.push_back(m.uid);
     sel->state[m.uid] = MessageState{m.flags, m.modseq, m.internal_date, m.size};
-    sel->modseq = std::max(sel->modseq, m.modseq);
     if (!first_unseen && !imap::has_flag(m.flags, "\\Seen"))
       first_unseen = static_cast<uint32_t>(sel->uids.size());
     std::size_t pos = 0;
@@ -493,8 +494,6 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
       pos = sp + 1;
     }
   }
-  // Changes committed after the index was read come with the next refresh.
-  sel->modseq = std::max(sel->modseq, std::min(sel->box.highestmodseq, sel->modseq));
   std::string kw;
   for (const auto& k : keywords) kw += " " + k;
   out += "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")\r\n";
@@ -506,9 +505,7 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
   if (first_unseen) out += "* OK [UNSEEN " + std::to_string(first_unseen) + "] First unseen\r\n";
   out += "* OK [UIDVALIDITY " + std::to_string(sel->box.uidvalidity) + "] UIDs valid\r\n";
   out += "* OK [UIDNEXT " + std::to_string(sel->box.uidnext) + "] Predicted next UID\r\n";
-  // HIGHESTMODSEQ is what this session has seen, so nothing is skipped by a resync.
-  uint64_t highest = std::max<uint64_t>(sel->modseq, 1);
-  out += "* OK [HIGHESTMODSEQ " + std::to_string(highest) + "] Highest\r\n";
+  out += "* OK [HIGHESTMODSEQ " + std::to_string(sel->modseq) + "] Highest\r\n";
   if (q_uidvalidity && *q_uidvalidity == sel->box.uidvalidity) {
     auto changes = ctx_.services.store->changes_since(sel->box.id, q_modseq);
     if (!changes) {

@@ -6,7 +6,8 @@ directory, listens on 127.0.0.1 only, and is stopped by PID:
   Postern   -- `postern quickstart` + `postern serve`
   Postfix   -- a private instance (own config/queue/data directories),
                started and stopped with `postfix -c DIR start|stop`
-  Dovecot   -- a private LMTP-only instance with a passwd-file userdb
+  Dovecot   -- a private instance with a passwd-file userdb: LMTP, and
+               optionally IMAP over implicit TLS (imaps)
   SmtpSink  -- Postfix's smtp-sink test server
 
 Must run as root (Postfix and Dovecot drop privileges themselves).
@@ -147,13 +148,16 @@ class Postern:
     """A postern server created with `quickstart` in its own data directory."""
 
     def __init__(self, binary, workdir, domain, port, host=LOOPBACK,
-                 config_overrides=None, argon2_mem_kib=8192, argon2_ops=1):
+                 config_overrides=None, argon2_mem_kib=8192, argon2_ops=1,
+                 imap_port=None, imaps_port=None):
         self.binary = os.path.abspath(binary)
         self.workdir = workdir
         self.data = os.path.join(workdir, "postern-data")
         self.domain = domain
         self.host = host
         self.port = port
+        self.imap_port = imap_port    # IMAP with STARTTLS (None: no --imap)
+        self.imaps_port = imaps_port  # IMAP over implicit TLS (None: no --imaps)
         self.config_overrides = config_overrides or {}
         self.argon2 = (argon2_mem_kib, argon2_ops)
         self.log_path = os.path.join(workdir, "postern.log")
@@ -165,9 +169,14 @@ class Postern:
         self.passwords = {}
 
     def create(self):
-        r = run([self.binary, "quickstart", "--domain", self.domain, "--data", self.data,
-                 "--smtp", f"{self.host}:{self.port}", "--json",
-                 "--argon2-mem-kib", str(self.argon2[0]), "--argon2-ops", str(self.argon2[1])],
+        listeners = ["--smtp", f"{self.host}:{self.port}"]
+        if self.imap_port is not None:
+            listeners += ["--imap", f"{self.host}:{self.imap_port}"]
+        if self.imaps_port is not None:
+            listeners += ["--imaps", f"{self.host}:{self.imaps_port}"]
+        r = run([self.binary, "quickstart", "--domain", self.domain, "--data", self.data]
+                + listeners + ["--json", "--argon2-mem-kib", str(self.argon2[0]),
+                               "--argon2-ops", str(self.argon2[1])],
                 stderr=subprocess.PIPE)
         if r.returncode != 0:
             raise RuntimeError(f"postern quickstart failed ({r.returncode}): {r.stderr}")
@@ -181,6 +190,14 @@ class Postern:
         self.edit_config(overrides)
         return info
 
+    def has_config_key(self, section, key):
+        """Whether the config file sets `key` inside [section]."""
+        with open(self.config) as f:
+            text = f.read()
+        pat = re.compile(r"^\[" + re.escape(section) + r"\]\s*$(?:(?!^\[).)*?^" + re.escape(key)
+                         + r"\s*=", re.M | re.S)
+        return pat.search(text) is not None
+
     def edit_config(self, overrides):
         """overrides: {(section, key): value}; value is a str, int or bool."""
         with open(self.config) as f:
@@ -192,9 +209,9 @@ class Postern:
                 lit = str(value)
             else:
                 lit = "'" + str(value) + "'"
-            # Replace `key = ...` inside [section] only.
-            pat = re.compile(r"(^\[" + re.escape(section) + r"\]\s*$.*?^" + re.escape(key)
-                             + r"\s*=\s*)[^\n]*", re.M | re.S)
+            # Replace `key = ...` inside [section] only (not in a later table).
+            pat = re.compile(r"(^\[" + re.escape(section) + r"\]\s*$(?:(?!^\[).)*?^"
+                             + re.escape(key) + r"\s*=\s*)[^\n]*", re.M | re.S)
             text, n = pat.subn(lambda m: m.group(1) + lit, text, count=1)
             if n != 1:
                 raise KeyError(f"postern config has no [{section}] {key}")
@@ -208,6 +225,9 @@ class Postern:
                                      start_new_session=True)
         err.close()
         wait_for_port(self.host, self.port, timeout, self.proc, "postern")
+        for p in (self.imap_port, self.imaps_port):
+            if p is not None:
+                wait_for_port(self.host, p, timeout, self.proc, "postern imap")
 
     @property
     def pid(self):
@@ -471,29 +491,51 @@ class Postfix:
 # ----------------------------------------------------------------- dovecot
 
 class Dovecot:
-    """A private Dovecot instance speaking LMTP only, storing sdbox mailboxes.
+    """A private Dovecot instance speaking LMTP, storing sdbox mailboxes.
 
     mail_fsync stays at its default ("optimized"): a message is fsynced before
     the LMTP 250 reply.  Users come from a passwd-file with a static uid/gid
     of an unprivileged user.
+
+    With imaps_port, it also serves IMAP over implicit TLS on that port (no
+    plain IMAP listener) with a self-signed P-256 certificate made by openssl
+    in its directory; users need a password then (add_user(user, password)).
+    Sized for imap_max_connections concurrent IMAP sessions: imap-login runs
+    in "high-performance" mode (service_count = 0, one long-lived login
+    process per CPU, each proxying TLS for many connections), `service imap`
+    allows that many processes (one per session), mail_max_userip_connections
+    lets them all be the same user from 127.0.0.1.  imap_hibernate_timeout
+    (e.g. "2s") moves sessions that IDLE that long into imap-hibernate.  The
+    caller must raise RLIMIT_NOFILE before start(): the daemons inherit it.
+    Without imaps_port the configuration is LMTP-only, exactly as before.
     """
 
     def __init__(self, workdir, lmtp_port, host=LOOPBACK, mail_user="nobody",
-                 mail_group="nogroup", mail_format="sdbox"):
+                 mail_group="nogroup", mail_format="sdbox", imaps_port=None,
+                 imap_max_connections=1000, imap_hibernate_timeout=None,
+                 password_scheme="PLAIN"):
         self.base = os.path.join(workdir, "dovecot")
         self.conf = os.path.join(self.base, "dovecot.conf")
         self.run_dir = os.path.join(self.base, "run")
         self.home_root = os.path.join(self.base, "home")
         self.users_file = os.path.join(self.base, "users")
         self.log_path = os.path.join(self.base, "dovecot.log")
+        self.tls_cert = os.path.join(self.base, "tls-cert.pem")
+        self.tls_key = os.path.join(self.base, "tls-key.pem")
         self.host = host
         self.port = lmtp_port
+        self.imaps_port = imaps_port
+        self.imap_max_connections = imap_max_connections
+        self.imap_hibernate_timeout = imap_hibernate_timeout
+        self.password_scheme = password_scheme
         self.uid = pwd.getpwnam(mail_user).pw_uid
         self.gid = grp.getgrnam(mail_group).gr_gid
         self.mail_format = mail_format
         self.master = None
         self.known_pids = set()
         self.users = []
+        self.passwords = {}   # user -> plaintext password (IMAP users)
+        self._pw_field = {}   # user -> passwd-file password field
 
     def home(self, user):
         return os.path.join(self.home_root, user)
@@ -501,16 +543,31 @@ class Dovecot:
     def write_users(self):
         with open(self.users_file + ".new", "w") as f:
             for u in self.users:
-                f.write(f"{u}::{self.uid}:{self.gid}::{self.home(u)}::\n")
+                f.write(f"{u}:{self._pw_field.get(u, '')}:{self.uid}:{self.gid}::{self.home(u)}::\n")
         os.chmod(self.users_file + ".new", 0o644)
         os.replace(self.users_file + ".new", self.users_file)
 
-    def add_user(self, user):
-        """user: full address. Creates its (empty) home, owned by the mail uid."""
+    def _password_field(self, password):
+        if self.password_scheme.upper() == "PLAIN":
+            return "{PLAIN}" + password
+        r = run(["doveadm", "pw", "-s", self.password_scheme, "-p", password])
+        if r.returncode != 0:
+            raise RuntimeError(f"doveadm pw -s {self.password_scheme} failed: {r.stdout}")
+        return r.stdout.strip()
+
+    def add_user(self, user, password=None):
+        """user: full address. Creates its (empty) home, owned by the mail uid.
+        password: needed to log in by IMAP (LMTP needs none)."""
+        if password is not None:
+            if ":" in password or "\n" in password:
+                raise ValueError("passwd-file passwords cannot hold ':' or newlines")
+            self.passwords[user] = password
+            self._pw_field[user] = self._password_field(password)
         h = self.home(user)
         os.makedirs(h, exist_ok=True)
         os.chown(h, self.uid, self.gid)
-        self.users.append(user)
+        if user not in self.users:
+            self.users.append(user)
         self.write_users()  # passwd-file is re-read when its mtime changes
 
     def create_inbox(self, user):
@@ -524,27 +581,104 @@ class Dovecot:
     def remove_user_mail(self, user):
         shutil.rmtree(self.home(user), ignore_errors=True)
 
-    def setup(self, users=()):
+    def setup(self, users=(), passwords=None):
+        """users: addresses; passwords: optional {address: password} for IMAP."""
         for d in (self.base, self.run_dir, self.home_root):
             os.makedirs(d, exist_ok=True)
             make_world_traversable(d)
+        passwords = passwords or {}
         for u in users:
-            self.add_user(u)
+            self.add_user(u, passwords.get(u))
         self.write_users()
+        if self.imaps_port is not None:
+            self.make_tls_cert()
+        self.write_config()
+        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
+
+    def make_tls_cert(self):
+        """A self-signed ECDSA P-256 certificate, the same key type as postern's quickstart."""
+        if os.path.exists(self.tls_cert) and os.path.exists(self.tls_key):
+            return
+        r = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj", "/CN=localhost",
+                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                 "-keyout", self.tls_key, "-out", self.tls_cert])
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl req failed: {r.stdout}")
+        os.chmod(self.tls_key, 0o600)  # read by the master as root
+
+    def imap_config(self):
+        n = self.imap_max_connections
+        ncpu = os.cpu_count() or 1
+        hib = self.imap_hibernate_timeout
+        hibernate = f"""\
+# IDLE sessions move to imap-hibernate after this long; the imap process exits.
+imap_hibernate_timeout = {hib}
+service imap-hibernate {{
+  client_limit = {n + 100}
+  unix_listener imap-hibernate {{
+    mode = 0660
+    group = $default_internal_group
+  }}
+}}
+""" if hib else "imap_hibernate_timeout = 0\n"
+        imap_master = """\
+  # imap-hibernate (user dovecot) hands sessions back through this socket.
+  unix_listener imap-master {
+    user = $default_internal_user
+  }
+  extra_groups = $default_internal_group
+""" if hib else ""
+        return f"""\
+ssl = yes
+ssl_cert = <{self.tls_cert}
+ssl_key = <{self.tls_key}
+ssl_min_protocol = TLSv1.2
+# Per-service client limits (auth, anvil, stats, ...) must hold every session.
+default_client_limit = {2 * n + 1000}
+protocol imap {{
+  # All benchmark sessions are one user from 127.0.0.1 (default limit: 10).
+  mail_max_userip_connections = {n + 100}
+}}
+{hibernate}service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    address = {self.host}
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+  # High-performance mode (Dovecot's advice for many connections): long-lived
+  # login processes, one per CPU, each terminating and proxying TLS for up to
+  # client_limit connections for their whole life.
+  service_count = 0
+  process_min_avail = {ncpu}
+  client_limit = {n + 100}
+}}
+service imap {{
+  # One imap process per session.
+  process_limit = {n + 100}
+{imap_master}}}
+"""
+
+    def write_config(self):
+        """(Re)writes dovecot.conf from the current settings; takes effect at start()."""
         if self.mail_format == "maildir":
             location = "maildir:~/Maildir"
         else:
             location = f"{self.mail_format}:~/{self.mail_format}"
+        protocols = "imap lmtp" if self.imaps_port is not None else "lmtp"
+        ssl = self.imap_config() if self.imaps_port is not None else "ssl = no\n"
         conf = f"""\
 # Private benchmark instance (generated).
 base_dir = {self.run_dir}
 state_dir = {self.base}/state
 log_path = {self.log_path}
 info_log_path = {self.log_path}
-protocols = lmtp
+protocols = {protocols}
 listen = {self.host}
-ssl = no
-default_internal_user = dovecot
+{ssl}default_internal_user = dovecot
 default_login_user = dovenull
 auth_mechanisms = plain
 mail_location = {location}
@@ -568,27 +702,33 @@ service lmtp {{
 """
         with open(self.conf, "w") as f:
             f.write(conf)
-        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
 
     def start(self, timeout=30.0):
         # The daemon may keep inherited descriptors open: no pipes here, or
         # waiting for EOF would hang.
         out_path = os.path.join(self.base, "dovecot.start.out")
+        pidfile = os.path.join(self.run_dir, "master.pid")
+        try:
+            os.unlink(pidfile)  # left by an earlier start of this instance
+        except FileNotFoundError:
+            pass
         with open(out_path, "w") as out:
             rc = subprocess.call(["dovecot", "-c", self.conf], stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=out)
         if rc != 0:
             with open(out_path, errors="replace") as f:
                 raise RuntimeError(f"dovecot failed to start ({rc}):\n{f.read()}\n{self.log_tail()}")
-        pidfile = os.path.join(self.run_dir, "master.pid")
         deadline = time.monotonic() + timeout
         while not os.path.exists(pidfile) and time.monotonic() < deadline:
             time.sleep(0.05)
         with open(pidfile) as f:
             self.master = int(f.read().strip())
         wait_for_port(self.host, self.port, timeout, what="dovecot lmtp")
+        if self.imaps_port is not None:
+            wait_for_port(self.host, self.imaps_port, timeout, what="dovecot imaps")
 
     def pids(self):
+        """The master and its children (every Dovecot service is forked by the master)."""
         if self.master is None:
             return []
         return [self.master] + children_of(self.master)

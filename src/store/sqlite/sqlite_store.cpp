@@ -240,7 +240,8 @@ class SqliteStore final : public Store {
     for (const auto& b : boxes) {
       Stmt m(writer_.get(),
              "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?,?,?,?)");
-      m.bind(1, id).bind(2, b.name).bind(3, b.special_use).bind(4, created & 0x7fffffff);
+      m.bind(1, id).bind(2, b.name).bind(3, b.special_use);
+      m.bind(4, std::max<int64_t>(1, created & 0x7fffffff));  // RFC 9051: nz-number
       if (auto r = m.run("create mailbox"); !r) return r.error();
       Stmt sub(writer_.get(), "INSERT INTO subscriptions(account_id, name) VALUES (?,?)");
       if (auto r = sub.bind(1, id).bind(2, b.name).run("subscribe"); !r) return r.error();
