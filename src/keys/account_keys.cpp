@@ -123,6 +123,10 @@ Result<UnlockedKeys> unbundle(const Keyring& k, const crypto::SecretBytes& bundl
       crypto::SecretBytes::copy_of(bundle.view().substr(storage_sk_bytes, sign_sk_bytes));
   u.identity_dh_secret = crypto::SecretBytes::copy_of(
       bundle.view().substr(storage_sk_bytes + sign_sk_bytes, dh_sk_bytes));
+  auto wrap = crypto::hkdf_sha256(u.storage_secret.view(), {}, "postern/v1/content-key-wrap",
+                                  crypto::aead_key_bytes);
+  if (!wrap) return wrap.error();
+  u.content_wrap_key = std::move(*wrap);
   return u;
 }
 

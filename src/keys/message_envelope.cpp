@@ -5,6 +5,7 @@ namespace postern::keys {
 namespace {
 constexpr std::string_view content_ad = "postern/v1/message-content";
 constexpr std::string_view summary_ad = "postern/v1/message-summary";
+constexpr std::string_view wrapped_key_ad = "postern/v1/content-key";
 }  // namespace
 
 Result<SealedMessage> seal_message(std::string_view storage_public, std::string_view content,
@@ -22,6 +23,15 @@ Result<SealedMessage> seal_message(std::string_view storage_public, std::string_
 Result<crypto::SecretBytes> open_content_key(const UnlockedKeys& keys,
                                              std::string_view sealed_key) {
   return crypto::open_sealed(keys.storage_public, keys.storage_secret, sealed_key);
+}
+
+std::string wrap_content_key(const UnlockedKeys& keys, const crypto::SecretBytes& content_key) {
+  return crypto::seal_random_nonce(keys.content_wrap_key.view(), wrapped_key_ad,
+                                   content_key.view());
+}
+
+Result<crypto::SecretBytes> unwrap_content_key(const UnlockedKeys& keys, std::string_view wrapped) {
+  return crypto::open_random_nonce_secret(keys.content_wrap_key.view(), wrapped_key_ad, wrapped);
 }
 
 Result<std::string> open_blob(const crypto::SecretBytes& key, std::string_view blob) {

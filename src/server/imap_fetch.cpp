@@ -334,6 +334,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
             bool unknown = false;
             auto bytes = imap::binary_bytes(opened.content, it.section, &unknown);
             if (unknown) {
+              save_rewrapped_keys();
               fetch_.reset();
               out += f.tag + " NO [UNKNOWN-CTE] Cannot decode this part\r\n";
               return {};
@@ -360,6 +361,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
         add("MODSEQ (" + std::to_string(st.modseq) + ")");
       out += line + ")\r\n";
     }
+    save_rewrapped_keys();
   }
   if (f.next < f.uids.size()) return {.more = true};
   out += f.tag + " OK " + (f.uid ? "UID FETCH" : "FETCH") + " completed\r\n";

@@ -410,6 +410,7 @@ Outcome ImapSession::status(const Command& c, std::string& out) {
 }
 
 Outcome ImapSession::select(const Command& c, std::string& out) {
+  save_rewrapped_keys();
   selected_.reset();
   if (c.args.empty() || c.args.size() > 2) {
     done(c, "BAD", c.name + " needs a mailbox name");

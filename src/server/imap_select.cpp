@@ -40,6 +40,13 @@ Result<std::vector<uint32_t>> ImapSession::resolve_set(const Token& t, bool uid)
   return out;
 }
 
+void ImapSession::save_rewrapped_keys() {
+  if (rewrapped_.empty() || !selected_) return;
+  if (auto r = ctx_.services.store->set_wrapped_keys(selected_->box.id, rewrapped_); !r)
+    base::log::warn("imap.rewrap.failed", {{"error", r.error().describe()}});
+  rewrapped_.clear();
+}
+
 void ImapSession::forget_uids(const std::vector<uint32_t>& gone, std::string& out) {
   auto& sel = *selected_;
   std::vector<uint32_t> known;
@@ -156,9 +163,15 @@ Outcome ImapSession::expunge(const Command& c, std::string& out) {
 }
 
 Result<ImapSession::Opened> ImapSession::open_message(const store::MessageRecord& rec,
-                                                      bool content) const {
+                                                      bool content) {
   Opened o;
-  auto key = keys::open_content_key(*keys_, rec.sealed_key);
+  Result<crypto::SecretBytes> key = Error(keys::Errc::corrupt_keyring);
+  if (!rec.wrapped_key.empty()) {
+    key = keys::unwrap_content_key(*keys_, rec.wrapped_key);
+  } else {
+    key = keys::open_content_key(*keys_, rec.sealed_key);
+    if (key) rewrapped_.emplace_back(rec.uid, keys::wrap_content_key(*keys_, *key));
+  }
   if (!key) return key.error();
   auto summary = keys::open_summary(*key, rec.summary);
   if (!summary) return summary.error();
@@ -237,6 +250,7 @@ Outcome ImapSession::search(const Command& c, std::string& out) {
       }
     }
   }
+  save_rewrapped_keys();
   auto number = [&](uint32_t u) { return uid ? u : sel.seq_of(u); };
   if (prog->esearch) {
     std::string line = "* ESEARCH (TAG " + imap::quote(c.tag) + ")" + (uid ? " UID" : "");

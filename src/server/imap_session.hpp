@@ -125,7 +125,9 @@ class ImapSession {
     std::string content;
     bool has_content = false;
   };
-  Result<Opened> open_message(const store::MessageRecord& rec, bool content) const;
+  Result<Opened> open_message(const store::MessageRecord& rec, bool content);
+  // Saves the content keys open_message re-wrapped (first reads of delivered messages).
+  void save_rewrapped_keys();
   Result<std::string> mailbox_arg(const imap::Token& t) const;
   std::string wire_name(const std::string& name) const;
   Result<std::vector<uint32_t>> resolve_set(const imap::Token& t, bool uid) const;
@@ -147,6 +149,7 @@ class ImapSession {
   std::string idle_tag_;
   std::string tagged_;
   std::string pending_auth_tag_;  // AUTHENTICATE waiting for the client's response
+  std::vector<std::pair<uint32_t, std::string>> rewrapped_;  // of the selected mailbox
   bool condstore_ = false, qresync_ = false, utf8_ = false;
   unsigned failed_logins_ = 0;
 };

@@ -63,6 +63,7 @@ struct NewMessage {
 struct MessageRecord : NewMessage {
   uint32_t uid = 0;
   uint64_t modseq = 0;
+  std::string wrapped_key;  // keys::wrap_content_key form once a session has read it; or empty
 };
 
 // What a mailbox listing needs, without the ciphertext.
@@ -164,6 +165,10 @@ class Store {
   // The full records of `uids` (sorted ascending), skipping ones that no longer exist.
   virtual Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
                                                              std::span<const uint32_t> uids) = 0;
+  // Saves content keys re-wrapped by a session (uid -> wrapped key); not a change to the
+  // message (no modseq).
+  virtual Result<void> set_wrapped_keys(int64_t mailbox_id,
+                                        std::span<const std::pair<uint32_t, std::string>> keys) = 0;
   // One new modseq for the whole change; flags are canonical (see imap::canonical_flags).
   virtual Result<FlagResult> store_flags(int64_t mailbox_id, std::span<const uint32_t> uids,
                                          FlagOp op, std::span<const std::string> flags,

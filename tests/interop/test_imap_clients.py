@@ -404,7 +404,9 @@ class ImapCase(unittest.TestCase):
             self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def tearDown(self):
-        # Whatever a client did, the server must still be up and stop cleanly.
+        # Whatever a client did, the server must still be up and stop cleanly. The clients are
+        # still connected (their LOGOUT is a cleanup, which runs after tearDown): a graceful
+        # stop must end idle IMAP sessions at once, as it does idle SMTP sessions.
         running = self.inst.running()
         rc = self.inst.stop()
         self.assertTrue(running, "the server died during the test: " + self.inst.diagnosis())
@@ -425,10 +427,15 @@ class ImapCase(unittest.TestCase):
 
     @staticmethod
     def _logout(m):
+        if m.state == "LOGOUT":  # logged out already
+            return
         try:
             m.logout()
         except (imaplib.IMAP4.error, OSError):
-            pass
+            try:
+                m.shutdown()  # the server is gone already: just close the socket
+            except OSError:
+                pass
 
     def ok(self, result, what=""):
         typ, data = result
@@ -782,22 +789,34 @@ class Imaplib(ImapCase):
         self.deliver_samples()
         m = self.imaps()
         self.select(m)
-        self.assertEqual(self.search(m, "SUBJECT", '"report"'), [1])
-        self.assertEqual(self.search(m, "BODY", "lighthouse"), [2])
-        self.assertEqual(self.search(m, "TEXT", "pumpernickel"), [1])
-        self.assertEqual(self.search(m, "FROM", "alice"), [1, 2])
-        self.assertEqual(self.search(m, "BODY", "nonexistentword"), [])
-        self.assertEqual(self.search(m, "OR", "SUBJECT", "photos", "FROM", "bob"), [2, 3])
-        self.assertEqual(self.search(m, "NOT", "SUBJECT", "report"), [2, 3])
-        self.assertEqual(self.search(m, "LARGER", "1000"), [2])
-        # A UTF-8 search string in a literal: the encoded-word subject is decoded for SEARCH,
-        # and so is the 8bit body.
-        m.literal = "menü".encode()
-        self.assertEqual(self.search(m, "SUBJECT", charset="UTF-8"), [3])
-        m.literal = "Grüße".encode()
-        self.assertEqual(self.search(m, "BODY", charset="UTF-8"), [3])
         uids = [int(v["UID"]) for _, v in sorted(self.fetch(m, "1:3", "(UID)").items())]
-        self.assertEqual(self.search(m, "SUBJECT", "photos", uid=True), [uids[1]])
+
+        def expect(want, *criteria, uid=False, literal=None):
+            # A subtest each, so that one wrong answer does not hide the others.
+            what = " ".join(criteria) + (" {%s}" % literal if literal else "")
+            with self.subTest(search=what):
+                if literal:
+                    # imaplib sends m.literal as a synchronising literal after the criteria.
+                    m.literal = literal.encode()
+                got = self.search(m, *criteria, uid=uid, charset="UTF-8" if literal else None)
+                self.assertEqual(got, want, "SEARCH %s" % what)
+
+        expect([1], "SUBJECT", '"report"')
+        expect([2], "BODY", "lighthouse")
+        expect([1], "TEXT", "pumpernickel")
+        expect([1, 2], "FROM", "alice")
+        expect([], "BODY", "nonexistentword")
+        expect([2, 3], "OR", "SUBJECT", "photos", "FROM", "bob")
+        expect([2, 3], "NOT", "SUBJECT", "report")
+        expect([2], "LARGER", "1000")
+        expect([uids[1]], "SUBJECT", "photos", uid=True)
+        # UTF-8 search strings (CHARSET UTF-8, in a literal). The 8bit body is searched as
+        # UTF-8; the Subject is an RFC 2047 encoded word (=?UTF-8?Q?Caf=C3=A9_men=C3=BC?=),
+        # which must be decoded to match: what a user types into a client's search box is
+        # "menü", never the encoded form.
+        expect([3], "BODY", literal="Grüße")
+        expect([3], "SUBJECT", literal="menü")
+        expect([3], "SUBJECT", literal="Café")
         # ESEARCH (RFC 4731).
         typ, data = m._simple_command("SEARCH", "RETURN", "(MIN MAX COUNT)", "ALL")
         self.assertEqual(typ, "OK", data)
@@ -949,6 +968,9 @@ def ensure_imapflow():
     """Installs the pinned imapflow (package-lock.json) unless node_modules has it already."""
     if not shutil.which("node") or not shutil.which("npm"):
         raise AssertionError("node and npm are needed (scripts/install-deps)")
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    if int(re.match(r"v(\d+)", version).group(1)) < 20:
+        raise AssertionError("imapflow needs Node.js 20 or later; node is %s" % version.strip())
     if os.path.exists(os.path.join(IMAPFLOW_DIR, "node_modules", "imapflow", "package.json")):
         return
     r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -992,6 +1014,7 @@ class ImapFlow(ImapCase):
                 elif ev.get("event") in ("result", "error"):
                     result = ev
         sel.close()
+        proc.stdout.close()
         proc.wait(timeout=30)
         with open(err_path, errors="replace") as f:
             stderr = f.read()

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 3> migrations = {
+inline constexpr std::array<const char*, 4> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -71,6 +71,10 @@ CREATE TABLE expunged(
   PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
 CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
 CREATE INDEX messages_blob ON messages(blob_id);
+)sql",
+    // 4: content keys re-wrapped symmetrically after a session first read them.
+    R"sql(
+ALTER TABLE messages ADD COLUMN wrapped_key BLOB NOT NULL DEFAULT x'';
 )sql",
 };
 

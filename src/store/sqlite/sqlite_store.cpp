@@ -75,7 +75,7 @@ MessageMeta read_meta(const Stmt& s) {
   return m;
 }
 
-// Columns: uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary.
+// Columns: uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, wrapped_key.
 MessageRecord read_record(const Stmt& s, int64_t mailbox_id) {
   MessageRecord m;
   m.mailbox_id = mailbox_id;
@@ -87,6 +87,7 @@ MessageRecord read_record(const Stmt& s, int64_t mailbox_id) {
   m.blob_id = s.text(5);
   m.sealed_key = s.blob(6);
   m.summary = s.blob(7);
+  m.wrapped_key = s.blob(8);
   return m;
 }
 
@@ -446,7 +447,8 @@ class SqliteStore final : public Store {
     auto c = reader();
     if (!c) return c.error();
     Stmt s(c->get(),
-           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary "
+           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
+           "wrapped_key "
            "FROM messages WHERE mailbox_id = ? ORDER BY uid");
     s.bind(1, mailbox_id);
     std::vector<MessageRecord> out;
@@ -628,21 +630,43 @@ class SqliteStore final : public Store {
 
   Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
                                                      std::span<const uint32_t> uids) override {
+    std::vector<MessageRecord> out;
+    if (uids.empty()) return out;
     auto c = reader();
     if (!c) return c.error();
+    // One range scan, filtered: clients ask for runs of uids ("1:*"), rarely scattered ones.
     Stmt s(c->get(),
-           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary "
-           "FROM messages WHERE mailbox_id = ? AND uid = ?");
-    std::vector<MessageRecord> out;
+           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
+           "wrapped_key FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
+    s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
+    s.bind(3, static_cast<int64_t>(uids.back()));
     out.reserve(uids.size());
-    for (uint32_t uid : uids) {
-      s.reset();
-      s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uid));
-      auto r = row(s, c->get(), "message");
-      if (!r) return r.error();
-      if (*r) out.push_back(read_record(s, mailbox_id));
-    }
+    std::size_t next = 0;
+    if (auto r = for_each_row(s, c->get(), "messages",
+                              [&](Stmt& st) {
+                                auto uid = static_cast<uint32_t>(st.int64(0));
+                                while (next < uids.size() && uids[next] < uid) ++next;
+                                if (next < uids.size() && uids[next] == uid)
+                                  out.push_back(read_record(st, mailbox_id));
+                              });
+        !r)
+      return r.error();
     return out;
+  }
+
+  Result<void> set_wrapped_keys(int64_t mailbox_id,
+                                std::span<const std::pair<uint32_t, std::string>> keys) override {
+    if (keys.empty()) return {};
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r;
+    Stmt u(writer_.get(), "UPDATE messages SET wrapped_key = ? WHERE mailbox_id = ? AND uid = ?");
+    for (const auto& [uid, key] : keys) {
+      u.reset();
+      u.bind_blob(1, key).bind(2, mailbox_id).bind(3, static_cast<int64_t>(uid));
+      if (auto r = u.run("save wrapped key"); !r) return r;
+    }
+    return tx.commit();
   }
 
   Result<FlagResult> store_flags(int64_t mailbox_id, std::span<const uint32_t> uids, FlagOp op,
@@ -712,8 +736,9 @@ class SqliteStore final : public Store {
               "WHERE id = ? RETURNING uidnext - 1, highestmodseq");
     Stmt cp(writer_.get(),
             "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, "
-            "sealed_key, summary) SELECT ?1, ?2, ?3, flags, internal_date, size, blob_id, "
-            "sealed_key, summary FROM messages WHERE mailbox_id = ?4 AND uid = ?5");
+            "sealed_key, summary, wrapped_key) SELECT ?1, ?2, ?3, flags, internal_date, size, "
+            "blob_id, sealed_key, summary, wrapped_key FROM messages WHERE mailbox_id = ?4 AND "
+            "uid = ?5");
     std::vector<uint32_t> copied;
     for (uint32_t uid : uids) {
       bump.reset();

@@ -43,8 +43,8 @@ TEST(ImapReader, LimitsOnLinesAndLiterals) {
 TEST(ImapParser, TokensSectionsAndUid) {
   Limits l;
   std::string tag;
-  auto c = parse_command("x UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (A B)]<0.10>)\r\n", l,
-                         &tag);
+  auto c =
+      parse_command("x UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (A B)]<0.10>)\r\n", l, &tag);
   ASSERT_TRUE(c) << c.error().describe();
   EXPECT_EQ(c->name, "UID FETCH");
   ASSERT_EQ(c->args.size(), 2u);

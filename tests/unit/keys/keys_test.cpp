@@ -76,5 +76,27 @@ TEST(Keys, MessageEnvelope) {
   EXPECT_FALSE(open_content_key(*uo, sealed->sealed_key));
 }
 
+TEST(Keys, RewrappedContentKey) {
+  auto created = create_account_keys("a@example.test", "pw", fast);
+  auto u = unlock_with_password("a@example.test", created->keyring, "pw");
+  auto sealed = seal_message(created->keyring.storage_public, "content", "summary");
+  auto key = open_content_key(*u, sealed->sealed_key);
+  ASSERT_TRUE(key);
+  std::string wrapped = wrap_content_key(*u, *key);
+  EXPECT_EQ(wrapped.find(std::string(key->view())), std::string::npos);
+  auto again = unwrap_content_key(*u, wrapped);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->view(), key->view());
+  // The same account unlocked again (a later session) derives the same wrapping key.
+  auto u2 = unlock_with_password("a@example.test", created->keyring, "pw");
+  EXPECT_TRUE(unwrap_content_key(*u2, wrapped));
+  std::string tampered = wrapped;
+  tampered[tampered.size() / 2] ^= 1;
+  EXPECT_FALSE(unwrap_content_key(*u, tampered));
+  auto other = create_account_keys("b@example.test", "pw", fast);
+  auto uo = unlock_with_password("b@example.test", other->keyring, "pw");
+  EXPECT_FALSE(unwrap_content_key(*uo, wrapped));
+}
+
 }  // namespace
 }  // namespace postern::keys

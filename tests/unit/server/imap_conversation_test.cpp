@@ -29,7 +29,8 @@ using testing::unescape;
 
 class Client {
  public:
-  Client(ImapContext& ctx, bool tls) : session_(ctx, "192.0.2.9", tls), reader_(ctx.settings.limits) {
+  Client(ImapContext& ctx, bool tls)
+      : session_(ctx, "192.0.2.9", tls), reader_(ctx.settings.limits) {
     push(session_.greeting());
   }
 
@@ -119,8 +120,10 @@ class Dialog {
   ~Dialog() { committer_->stop(); }
 
   void option(const std::string& o) {
-    if (o == "plain") tls_ = false;
-    else ADD_FAILURE() << name_ << ": unknown option " << o;
+    if (o == "plain")
+      tls_ = false;
+    else
+      ADD_FAILURE() << name_ << ": unknown option " << o;
   }
 
   Client& client(int n) {
@@ -171,7 +174,8 @@ class Dialog {
   void finish() {
     for (auto* c : {c1_.get(), c2_.get()})
       if (c)
-        for (const auto& l : c->lines()) ADD_FAILURE() << name_ << ": unexpected line '" << l << "'";
+        for (const auto& l : c->lines())
+          ADD_FAILURE() << name_ << ": unexpected line '" << l << "'";
   }
 
  private:
