@@ -199,6 +199,9 @@ Result<void> validate(const Config& c, const std::string& file) {
   if (c.tls_certificate.empty() != c.tls_key.empty())
     return bad("tls.certificate and tls.key must be set together");
   if (c.smtp_listen.empty()) return bad("smtp.listen needs at least one address");
+  // Without a certificate no IMAP client could ever log in (LOGINDISABLED until TLS).
+  if ((!c.imap_listen.empty() || !c.imap_tls_listen.empty()) && c.tls_certificate.empty())
+    return bad("imap.listen and imap.tls_listen need tls.certificate and tls.key");
   return {};
 }
 

@@ -217,15 +217,49 @@ std::optional<int64_t> sent_day(std::string_view date) {
   return parse_date(day_month_year);
 }
 
+// Header values are compared after RFC 2047 decoding: users search for what they read.
 bool header_contains(std::string_view header_section, std::string_view name,
                      std::string_view value) {
   auto hs = mime::parse_header_section(header_section, mime::HeaderLimits{});
   if (!hs) return false;
   for (const auto& h : hs->headers) {
     if (h.name.size() != name.size() || !icontains(h.name, name)) continue;
-    if (icontains(mime::unfold(h.raw_value), value)) return true;
+    if (icontains(mime::decode_header_value(mime::unfold(h.raw_value)), value)) return true;
   }
   return false;
+}
+
+// The text parts of a message with their transfer encoding undone, in UTF-8.
+std::string searchable_text(std::string_view message) {
+  auto sum = mime::summarize(message, mime::HeaderLimits{});
+  if (!sum) return {};
+  std::string out;
+  auto add = [&](std::string_view headers, std::string_view body) {
+    auto hs = mime::parse_header_section(headers, mime::HeaderLimits{});
+    const mime::Header* ct_h = hs ? hs->find("Content-Type") : nullptr;
+    ContentType ct = ct_h ? parse_content_type(mime::unfold(ct_h->raw_value)) : ContentType{};
+    if (ct.type != "text") return;
+    const mime::Header* cte = hs ? hs->find("Content-Transfer-Encoding") : nullptr;
+    auto decoded = decode_transfer_encoding(cte ? mime::unfold(cte->raw_value) : "", body);
+    if (!decoded) return;
+    auto utf8 = mime::to_utf8(ct.param("charset"), *decoded);
+    out += utf8 ? *utf8 : *decoded;
+    out += '\n';
+  };
+  if (sum->parts.empty()) {
+    add(sum->header_section, message.substr(std::min<uint64_t>(sum->body_offset, message.size())));
+  } else {
+    for (const auto& p : sum->parts)
+      if (p.children == 0 && p.body_offset + p.body_size <= message.size())
+        add(p.headers, message.substr(p.body_offset, p.body_size));
+  }
+  return out;
+}
+
+std::string decoded_headers(std::string_view message) {
+  auto hs = mime::parse_header_section(message, mime::HeaderLimits{});
+  if (!hs) return {};
+  return mime::decode_header_value(message.substr(0, hs->body_offset));
 }
 
 std::optional<std::string> first_header(std::string_view header_section, std::string_view name) {
@@ -335,10 +369,13 @@ bool matches(const SearchKey& k, const SearchSubject& m) {
     case Op::body: {
       auto hs = mime::parse_header_section(m.message, mime::HeaderLimits{});
       std::size_t off = hs ? hs->body_offset : 0;
-      return icontains(m.message.substr(std::min(off, m.message.size())), k.arg);
+      if (icontains(m.message.substr(std::min(off, m.message.size())), k.arg)) return true;
+      return icontains(searchable_text(m.message), k.arg);
     }
     case Op::text:
-      return icontains(m.message, k.arg);
+      if (icontains(m.message, k.arg)) return true;
+      return icontains(decoded_headers(m.message), k.arg) ||
+             icontains(searchable_text(m.message), k.arg);
     case Op::uid:
       return k.set.contains(m.uid, m.largest_uid);
     case Op::seqset:

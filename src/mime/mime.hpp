@@ -8,6 +8,7 @@
 #include "base/error.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,11 @@ struct HeaderSection {
 };
 Result<HeaderSection> parse_header_section(std::string_view message, const HeaderLimits& limits);
 std::string unfold(std::string_view raw_value);
+// RFC 2047: a header value with its encoded-words decoded to UTF-8 (words that cannot be
+// decoded stay as they are).
+std::string decode_header_value(std::string_view value);
+// Text in `charset` as UTF-8; nullopt for an unknown charset or invalid input.
+std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes);
 
 // One MIME body part below the top level (RFC 2045/2046), located in the whole message.
 struct Part {

@@ -212,55 +212,68 @@ Outcome ImapSession::fetch_batch(std::string& out) {
   std::size_t start_size = out.size();
   while (f.next < f.uids.size() && out.size() - start_size < batch_bytes) {
     std::size_t end = std::min(f.uids.size(), f.next + batch_messages);
-    std::vector<uint32_t> uids;
-    for (std::size_t k = f.next; k < end; ++k) {
-      uint32_t u = f.uids[k];
-      auto st = sel.state.find(u);
-      if (st == sel.state.end()) continue;
-      if (f.changed_since && st->second.modseq <= *f.changed_since) continue;
-      uids.push_back(u);
-    }
+    std::span<const uint32_t> part(f.uids.data() + f.next, end - f.next);
     f.next = end;
-    if (uids.empty()) continue;
-    // \Seen first, so the FLAGS in the response are the new ones.
-    std::vector<uint32_t> now_seen;  // their FETCH responses carry the new FLAGS
-    if (f.sets_seen) {
-      std::vector<uint32_t> unseen;
-      for (uint32_t u : uids)
-        if (!imap::has_flag(sel.state[u].flags, "\\Seen")) unseen.push_back(u);
-      if (!unseen.empty()) {
-        std::vector<std::string> seen = {"\\Seen"};
-        auto r = ctx_.services.store->store_flags(sel.box.id, unseen, store::FlagOp::add, seen,
-                                                  std::nullopt);
-        if (r) {
-          for (const auto& ch : r->changed) {
-            sel.state[ch.uid].flags = ch.flags;
-            sel.state[ch.uid].modseq = ch.modseq;
-            now_seen.push_back(ch.uid);
-          }
-          notify_changes();
-        }
-      }
-    }
+    // Metadata (and, when needed, the encrypted records) of this batch, as the store has it
+    // now; messages expunged meanwhile are skipped.
+    bool need_records = f.needs_summary || f.needs_content;
     std::vector<store::MessageRecord> records;
-    if (f.needs_summary || f.needs_content) {
-      auto r = ctx_.services.store->messages_by_uid(sel.box.id, uids);
+    std::vector<store::MessageMeta> metas;
+    if (need_records) {
+      auto r = ctx_.services.store->messages_by_uid(sel.box.id, part);
+      if (r) {
+        records = std::move(*r);
+        for (const auto& rec : records)
+          metas.push_back({rec.uid, rec.modseq, rec.flags, rec.internal_date, rec.size});
+      } else {
+        fetch_.reset();
+        base::log::error("imap.fetch.failed", {{"error", r.error().describe()}});
+        out += f.tag + " NO [UNAVAILABLE] Temporary storage failure, try again later\r\n";
+        return {};
+      }
+    } else {
+      auto r = ctx_.services.store->message_meta(sel.box.id, part);
       if (!r) {
         fetch_.reset();
         base::log::error("imap.fetch.failed", {{"error", r.error().describe()}});
         out += f.tag + " NO [UNAVAILABLE] Temporary storage failure, try again later\r\n";
         return {};
       }
-      records = std::move(*r);
+      metas = std::move(*r);
     }
-    std::size_t ri = 0;
-    for (uint32_t u : uids) {
-      const auto& st = sel.state[u];
+    // \Seen first, so the FLAGS in the response are the new ones.
+    std::vector<uint32_t> now_seen;  // their FETCH responses carry the new FLAGS
+    if (f.sets_seen) {
+      std::vector<uint32_t> unseen;
+      for (const auto& m : metas)
+        if (!imap::has_flag(m.flags, "\\Seen") && (!f.changed_since || m.modseq > *f.changed_since))
+          unseen.push_back(m.uid);
+      if (!unseen.empty()) {
+        std::vector<std::string> seen = {"\\Seen"};
+        auto r = ctx_.services.store->store_flags(sel.box.id, unseen, store::FlagOp::add, seen,
+                                                  std::nullopt);
+        if (r) {
+          for (const auto& ch : r->changed) {
+            auto it = std::find_if(metas.begin(), metas.end(),
+                                   [&](const store::MessageMeta& m) { return m.uid == ch.uid; });
+            it->flags = ch.flags;
+            it->modseq = ch.modseq;
+            now_seen.push_back(ch.uid);
+            sel.own_changes.emplace_back(ch.uid, ch.modseq);
+          }
+          notify_changes();
+        }
+      }
+    }
+    for (std::size_t k = 0; k < metas.size(); ++k) {
+      const store::MessageMeta& st = metas[k];
+      uint32_t u = st.uid;
+      if (f.changed_since && st.modseq <= *f.changed_since &&
+          std::find(now_seen.begin(), now_seen.end(), u) == now_seen.end())
+        continue;
       Opened opened;
-      if (f.needs_summary || f.needs_content) {
-        while (ri < records.size() && records[ri].uid < u) ++ri;
-        if (ri >= records.size() || records[ri].uid != u) continue;  // expunged meanwhile
-        auto o = open_message(records[ri], f.needs_content);
+      if (need_records) {
+        auto o = open_message(records[k], f.needs_content);
         if (!o) {
           base::log::error("imap.decrypt.failed",
                            {{"uid", static_cast<uint64_t>(u)}, {"error", o.error().describe()}});
@@ -304,7 +317,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
             bool ext = it.kind == K::bodystructure;
             auto bs = imap::body_structure(opened.summary, opened.content, ext);
             if (!bs && !opened.has_content) {
-              auto full = open_message(records[ri], true);
+              auto full = open_message(records[k], true);
               if (full) bs = imap::body_structure(full->summary, full->content, ext);
             }
             add(it.label + " " + bs.value_or("(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)"));

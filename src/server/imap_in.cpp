@@ -66,7 +66,8 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
   auto idle = std::make_shared<IdleState>();
   idle->socket = &stream.socket();
   std::shared_ptr<ChangeBus::Callback> subscription;
-  std::string buffer(64 * 1024, '\0');
+  // Small: a session spends its life idle, and literals arrive in several reads anyway.
+  std::string buffer(8 * 1024, '\0');
   std::string greeting = session->greeting();
   co_await stream.write(std::move(greeting));
 
@@ -80,8 +81,14 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
     auto status = reader.next();
     if (status == imap::CommandReader::Status::need_more) {
       watchdog->arm(timeout());
-      watchdog->waiting_for_command(reader.buffered() == 0);
-      auto [rec, n] = co_await stream.read_some(asio::buffer(buffer));
+      bool between_commands = reader.buffered() == 0;
+      watchdog->waiting_for_command(between_commands);
+      boost::system::error_code rec;
+      std::size_t n = 0;
+      // A drain that came while the last command ran found the session busy: check it here,
+      // on the strand, before waiting for the client again.
+      if (!(between_commands && shared->draining()))
+        std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
       watchdog->waiting_for_command(false);
       if (watchdog->expired() || rec || (shared->draining() && reader.buffered() == 0)) {
         if (watchdog->expired() || shared->draining()) {
@@ -201,7 +208,9 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
       }
       watchdog->arm(settings.idle_timeout);
       watchdog->waiting_for_command(true);
-      auto [rec, n] = co_await stream.read_some(asio::buffer(buffer));
+      boost::system::error_code rec;
+      std::size_t n = 0;
+      if (!shared->draining()) std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
       watchdog->waiting_for_command(false);
       if (rec == asio::error::operation_aborted && idle->notified && !watchdog->expired() &&
           !shared->draining())

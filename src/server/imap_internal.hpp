@@ -23,21 +23,18 @@ inline std::string lower(std::string_view s) {
   return out;
 }
 
-struct MessageState {
-  std::string flags;
-  uint64_t modseq = 0;  // of the flags this session has reported
-  int64_t internal_date = 0;
-  uint64_t size = 0;
-};
-
 // The selected mailbox as this session has reported it: sequence numbers change only when
-// the session tells the client (EXISTS, EXPUNGE), never behind its back.
+// the session tells the client (EXISTS, EXPUNGE), never behind its back. Only the uids are
+// kept (4 bytes a message): flags, dates and sizes are read from the store when a command
+// needs them, so a thousand idle sessions on a large mailbox cost little memory.
 struct ImapSession::Selected {
   store::Mailbox box;
   bool read_only = false;
   std::vector<uint32_t> uids;  // sequence number - 1 -> uid
-  std::unordered_map<uint32_t, MessageState> state;
-  uint64_t modseq = 0;  // every change up to here has been reported
+  uint64_t modseq = 0;         // every change up to here has been reported
+  // This session's own flag changes above `modseq` (uid, modseq): already reported to the
+  // client, so the next refresh skips them.
+  std::vector<std::pair<uint32_t, uint64_t>> own_changes;
 
   uint32_t seq_of(uint32_t uid) const {
     auto it = std::lower_bound(uids.begin(), uids.end(), uid);

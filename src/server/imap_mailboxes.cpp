@@ -483,7 +483,6 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
   uint32_t first_unseen = 0;
   for (const auto& m : *index) {
     sel->uids.push_back(m.uid);
-    sel->state[m.uid] = MessageState{m.flags, m.modseq, m.internal_date, m.size};
     if (!first_unseen && !imap::has_flag(m.flags, "\\Seen"))
       first_unseen = static_cast<uint32_t>(sel->uids.size());
     std::size_t pos = 0;
@@ -519,10 +518,9 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
     if (!vanished.empty()) out += "* VANISHED (EARLIER) " + imap::format_set(vanished) + "\r\n";
     for (const auto& m : changes->changed) {
       uint32_t seq = sel->seq_of(m.uid);
-      if (!seq) continue;
-      const auto& st = sel->state[m.uid];
+      if (!seq || m.modseq > sel->modseq) continue;  // newer ones come with the next refresh
       out += "* " + std::to_string(seq) + " FETCH (UID " + std::to_string(m.uid) + " FLAGS " +
-             imap::format_flags(st.flags) + " MODSEQ (" + std::to_string(st.modseq) + "))\r\n";
+             imap::format_flags(m.flags) + " MODSEQ (" + std::to_string(m.modseq) + "))\r\n";
     }
   }
   selected_ = std::move(sel);

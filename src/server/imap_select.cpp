@@ -58,16 +58,23 @@ void ImapSession::forget_uids(const std::vector<uint32_t>& gone, std::string& ou
     uint32_t seq = sel.seq_of(u);
     if (!qresync_) out += "* " + std::to_string(seq) + " EXPUNGE\r\n";
     sel.uids.erase(sel.uids.begin() + seq - 1);
-    sel.state.erase(u);
   }
 }
 
-std::string ImapSession::fetch_flags_line(uint32_t uid) const {
-  const auto& st = selected_->state.at(uid);
-  std::string line = "* " + std::to_string(selected_->seq_of(uid)) + " FETCH (UID " +
-                     std::to_string(uid) + " FLAGS " + imap::format_flags(st.flags);
-  if (condstore_) line += " MODSEQ (" + std::to_string(st.modseq) + ")";
+std::string ImapSession::fetch_flags_line(const store::MessageMeta& m) const {
+  std::string line = "* " + std::to_string(selected_->seq_of(m.uid)) + " FETCH (UID " +
+                     std::to_string(m.uid) + " FLAGS " + imap::format_flags(m.flags);
+  if (condstore_) line += " MODSEQ (" + std::to_string(m.modseq) + ")";
   return line + ")\r\n";
+}
+
+Result<std::vector<uint32_t>> ImapSession::deleted_among(const std::vector<uint32_t>& uids) {
+  auto meta = ctx_.services.store->message_meta(selected_->box.id, uids);
+  if (!meta) return meta.error();
+  std::vector<uint32_t> out;
+  for (const auto& m : *meta)
+    if (imap::has_flag(m.flags, "\\Deleted")) out.push_back(m.uid);
+  return out;
 }
 
 Result<void> ImapSession::refresh(std::string& out, bool allow_expunge) {
@@ -81,23 +88,21 @@ Result<void> ImapSession::refresh(std::string& out, bool allow_expunge) {
   if (known_expunged && !allow_expunge) return {};
   forget_uids(ch->expunged, out);
   std::size_t before = sel.uids.size();
-  std::vector<uint32_t> reflagged;
+  std::vector<const store::MessageMeta*> reflagged;
   for (const auto& m : ch->changed) {
-    auto it = sel.state.find(m.uid);
-    if (it == sel.state.end()) {
-      if (m.uid <= sel.largest_uid()) continue;  // gone before we saw it
-      sel.uids.push_back(m.uid);
-      sel.state[m.uid] = MessageState{m.flags, m.modseq, m.internal_date, m.size};
-    } else if (m.modseq > it->second.modseq) {
-      if (it->second.flags != m.flags) reflagged.push_back(m.uid);
-      it->second.flags = m.flags;
-      it->second.modseq = m.modseq;
+    if (!sel.seq_of(m.uid)) {
+      if (m.uid > sel.largest_uid()) sel.uids.push_back(m.uid);  // else gone before we saw it
+      continue;
     }
+    auto own =
+        std::find(sel.own_changes.begin(), sel.own_changes.end(), std::make_pair(m.uid, m.modseq));
+    if (own == sel.own_changes.end()) reflagged.push_back(&m);
   }
   if (sel.uids.size() != before) out += "* " + std::to_string(sel.uids.size()) + " EXISTS\r\n";
-  for (uint32_t u : reflagged) out += fetch_flags_line(u);
+  for (const auto* m : reflagged) out += fetch_flags_line(*m);
   sel.box = ch->mailbox;
   sel.modseq = ch->mailbox.highestmodseq;
+  sel.own_changes.clear();
   return {};
 }
 
@@ -109,11 +114,13 @@ Outcome ImapSession::check(const Command& c, std::string&) {
 Outcome ImapSession::close(const Command& c, std::string&) {
   // CLOSE removes \Deleted messages silently; UNSELECT does not (RFC 3691).
   if (c.name == "CLOSE" && !selected_->read_only) {
-    std::vector<uint32_t> deleted;
-    for (uint32_t u : selected_->uids)
-      if (imap::has_flag(selected_->state[u].flags, "\\Deleted")) deleted.push_back(u);
-    if (!deleted.empty()) {
-      auto removed = ctx_.services.store->expunge(selected_->box.id, deleted);
+    auto deleted = deleted_among(selected_->uids);
+    if (!deleted) {
+      store_failure(c, deleted.error());
+      return {};
+    }
+    if (!deleted->empty()) {
+      auto removed = ctx_.services.store->expunge(selected_->box.id, *deleted);
       if (!removed) {
         store_failure(c, removed.error());
         return {};
@@ -145,11 +152,13 @@ Outcome ImapSession::expunge(const Command& c, std::string& out) {
     }
     candidates = std::move(*set);
   }
-  std::vector<uint32_t> deleted;
-  for (uint32_t u : candidates)
-    if (imap::has_flag(selected_->state[u].flags, "\\Deleted")) deleted.push_back(u);
-  if (!deleted.empty()) {
-    auto removed = ctx_.services.store->expunge(selected_->box.id, deleted);
+  auto deleted = deleted_among(candidates);
+  if (!deleted) {
+    store_failure(c, deleted.error());
+    return {};
+  }
+  if (!deleted->empty()) {
+    auto removed = ctx_.services.store->expunge(selected_->box.id, *deleted);
     if (!removed) {
       store_failure(c, removed.error());
       return {};
@@ -210,34 +219,43 @@ Outcome ImapSession::search(const Command& c, std::string& out) {
   constexpr std::size_t chunk = 256;
   for (std::size_t i = 0; i < sel.uids.size(); i += chunk) {
     std::size_t end = std::min(sel.uids.size(), i + chunk);
+    std::span<const uint32_t> part(sel.uids.data() + i, end - i);
+    // The records carry the metadata too; without decryption the metadata is enough.
     std::vector<store::MessageRecord> records;
+    std::vector<store::MessageMeta> metas;
     if (decrypt) {
-      auto r = ctx_.services.store->messages_by_uid(
-          sel.box.id, std::span<const uint32_t>(sel.uids.data() + i, end - i));
+      auto r = ctx_.services.store->messages_by_uid(sel.box.id, part);
       if (!r) {
         store_failure(c, r.error());
         return {};
       }
       records = std::move(*r);
+    } else {
+      auto r = ctx_.services.store->message_meta(sel.box.id, part);
+      if (!r) {
+        store_failure(c, r.error());
+        return {};
+      }
+      metas = std::move(*r);
     }
-    std::size_t ri = 0;
-    for (std::size_t k = i; k < end; ++k) {
-      uint32_t u = sel.uids[k];
-      const auto& st = sel.state.at(u);
-      subject.seq = static_cast<uint32_t>(k + 1);
-      subject.uid = u;
-      subject.flags = st.flags;
-      subject.internal_date = st.internal_date;
-      subject.size = st.size;
-      subject.modseq = st.modseq;
+    std::size_t count = decrypt ? records.size() : metas.size();
+    for (std::size_t k = 0; k < count; ++k) {
+      const store::MessageMeta m =
+          decrypt ? store::MessageMeta{records[k].uid, records[k].modseq, records[k].flags,
+                                       records[k].internal_date, records[k].size}
+                  : metas[k];
+      subject.seq = sel.seq_of(m.uid);
+      subject.uid = m.uid;
+      subject.flags = m.flags;
+      subject.internal_date = m.internal_date;
+      subject.size = m.size;
+      subject.modseq = m.modseq;
       Opened opened;
       if (decrypt) {
-        while (ri < records.size() && records[ri].uid < u) ++ri;
-        if (ri >= records.size() || records[ri].uid != u) continue;  // expunged meanwhile
-        auto o = open_message(records[ri], prog->needs_body);
+        auto o = open_message(records[k], prog->needs_body);
         if (!o) {
-          base::log::error("imap.decrypt.failed",
-                           {{"uid", static_cast<uint64_t>(u)}, {"error", o.error().describe()}});
+          base::log::error("imap.decrypt.failed", {{"uid", static_cast<uint64_t>(m.uid)},
+                                                   {"error", o.error().describe()}});
           continue;
         }
         opened = std::move(*o);
@@ -245,8 +263,8 @@ Outcome ImapSession::search(const Command& c, std::string& out) {
         subject.message = opened.content;
       }
       if (imap::matches(prog->root, subject)) {
-        hits.push_back(u);
-        max_modseq = std::max(max_modseq, st.modseq);
+        hits.push_back(m.uid);
+        max_modseq = std::max(max_modseq, m.modseq);
       }
     }
   }
@@ -335,20 +353,26 @@ Outcome ImapSession::store(const Command& c, std::string& out) {
     store_failure(c, r.error());
     return {};
   }
-  for (const auto& ch : r->changed) {
-    auto it = selected_->state.find(ch.uid);
-    if (it == selected_->state.end()) continue;
-    it->second.flags = ch.flags;
-    it->second.modseq = ch.modseq;
-  }
+  for (const auto& ch : r->changed) selected_->own_changes.emplace_back(ch.uid, ch.modseq);
   if (!silent || unchanged_since) {
+    // Changed messages with their new flags; unchanged ones (already so) as they are.
+    std::vector<uint32_t> unchanged;
     for (uint32_t u : *set) {
       bool failed = std::find(r->failed.begin(), r->failed.end(), u) != r->failed.end();
       bool changed = std::any_of(r->changed.begin(), r->changed.end(),
                                  [&](const store::FlagChange& ch) { return ch.uid == u; });
-      if (failed || (silent && !changed)) continue;
-      if (selected_->state.count(u)) out += fetch_flags_line(u);
+      if (!failed && !changed && !silent) unchanged.push_back(u);
     }
+    std::vector<store::MessageMeta> report;
+    if (!unchanged.empty()) {
+      auto meta = ctx_.services.store->message_meta(selected_->box.id, unchanged);
+      if (meta) report = std::move(*meta);
+    }
+    for (const auto& ch : r->changed) report.push_back({ch.uid, ch.modseq, ch.flags, 0, 0});
+    std::sort(report.begin(), report.end(),
+              [](const auto& a, const auto& b) { return a.uid < b.uid; });
+    for (const auto& m : report)
+      if (selected_->seq_of(m.uid)) out += fetch_flags_line(m);
   }
   if (!r->changed.empty()) notify_changes();
   if (!r->failed.empty()) {

@@ -119,7 +119,8 @@ class ImapSession {
   void done(const imap::Command& c, std::string_view status, std::string_view text);
   void store_failure(const imap::Command& c, const Error& e);
   void notify_changes();
-  std::string fetch_flags_line(uint32_t uid) const;
+  std::string fetch_flags_line(const store::MessageMeta& m) const;
+  Result<std::vector<uint32_t>> deleted_among(const std::vector<uint32_t>& uids);
   struct Opened {
     mime::Summary summary;
     std::string content;

@@ -162,6 +162,9 @@ class Store {
 
   virtual Result<std::vector<MessageMeta>> message_index(int64_t mailbox_id) = 0;
   virtual Result<Changes> changes_since(int64_t mailbox_id, uint64_t modseq) = 0;
+  // Flags, modseq, date and size of `uids` (sorted ascending), skipping ones that are gone.
+  virtual Result<std::vector<MessageMeta>> message_meta(int64_t mailbox_id,
+                                                        std::span<const uint32_t> uids) = 0;
   // The full records of `uids` (sorted ascending), skipping ones that no longer exist.
   virtual Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
                                                              std::span<const uint32_t> uids) = 0;

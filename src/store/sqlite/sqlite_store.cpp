@@ -628,6 +628,31 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<MessageMeta>> message_meta(int64_t mailbox_id,
+                                                std::span<const uint32_t> uids) override {
+    std::vector<MessageMeta> out;
+    if (uids.empty()) return out;
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(),
+           "SELECT uid, modseq, flags, internal_date, size FROM messages WHERE mailbox_id = ? "
+           "AND uid BETWEEN ? AND ? ORDER BY uid");
+    s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
+    s.bind(3, static_cast<int64_t>(uids.back()));
+    out.reserve(uids.size());
+    std::size_t next = 0;
+    if (auto r = for_each_row(s, c->get(), "message meta",
+                              [&](Stmt& st) {
+                                auto uid = static_cast<uint32_t>(st.int64(0));
+                                while (next < uids.size() && uids[next] < uid) ++next;
+                                if (next < uids.size() && uids[next] == uid)
+                                  out.push_back(read_meta(st));
+                              });
+        !r)
+      return r.error();
+    return out;
+  }
+
   Result<std::vector<MessageRecord>> messages_by_uid(int64_t mailbox_id,
                                                      std::span<const uint32_t> uids) override {
     std::vector<MessageRecord> out;

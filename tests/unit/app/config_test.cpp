@@ -48,6 +48,10 @@ TEST(Config, ErrorsNameFileLineAndProblem) {
        "log.level"},
       {"[server]\ndata_dir = \"/x\"\n[tls]\ncertificate = \"/c\"\n", ConfigErrc::bad_value,
        "must be set together"},
+      {"[server]\ndata_dir = \"/x\"\n[imap]\ntls_listen = [\"127.0.0.1:993\"]\n",
+       ConfigErrc::bad_value, "need tls.certificate"},
+      {"[server]\ndata_dir = \"/x\"\n[imap]\nidle_timeout_seconds = 60\n", ConfigErrc::bad_value,
+       "imap.idle_timeout_seconds must be between 1800"},
       {"[server]\nhostname = \"h\"\n", ConfigErrc::missing, "server.data_dir is required"},
       {"[server\n", ConfigErrc::parse, ":1:"},
   };

@@ -151,5 +151,33 @@ TEST(ImapResponses, TransferDecodingAndDates) {
   EXPECT_EQ(*parse_date("1-Jan-1970"), 0);
 }
 
+TEST(ImapSearch, DecodesEncodedWordsAndTransferEncodings) {
+  std::string msg =
+      "Subject: =?UTF-8?Q?Caf=C3=A9_men=C3=BC?= =?ISO-8859-1?B?6XTp?=\r\n"
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+      "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: "
+      "quoted-printable\r\n\r\nd=E9j=E0 vu\r\n--b\r\nContent-Type: text/html\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\nPGI+Ym9sZDwvYj4=\r\n--b--\r\n";
+  auto search = [&](const std::vector<std::string>& words) {
+    std::string cmd = "t SEARCH";
+    for (const auto& w : words) cmd += " " + w;
+    auto c = parse_command(cmd + "\r\n", Limits{}, nullptr);
+    EXPECT_TRUE(c) << cmd;
+    auto p = parse_search(c->args, Limits{});
+    EXPECT_TRUE(p) << cmd;
+    SearchSubject s;
+    s.header_section = msg;
+    s.message = msg;
+    return matches(p->root, s);
+  };
+  EXPECT_TRUE(search({"SUBJECT", "\"Café menü\""}));
+  EXPECT_TRUE(search({"SUBJECT", "\"menüété\""}));  // adjacent words join
+  EXPECT_TRUE(search({"BODY", "\"déjà\""}));
+  EXPECT_TRUE(search({"BODY", "<b>bold"}));
+  EXPECT_TRUE(search({"TEXT", "\"Café\""}));
+  EXPECT_FALSE(search({"BODY", "\"Café\""}));
+  EXPECT_EQ(mime::decode_header_value("=?x-unknown?Q?a?= b"), "=?x-unknown?Q?a?= b");
+}
+
 }  // namespace
 }  // namespace postern::imap
