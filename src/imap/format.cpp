@@ -53,12 +53,13 @@ std::string literal(std::string_view s) {
   return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
 }
 
-std::string quote(std::string_view s) {
+std::string quote(std::string_view s, bool utf8) {
   if (s.size() > 1000) return literal(s);
+  if (utf8 && !mime::valid_utf8(s)) return literal(s);
   std::string out = "\"";
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (c == '\r' || c == '\n' || c == '\0' || u >= 0x80) return literal(s);
+    if (c == '\r' || c == '\n' || c == '\0' || (u >= 0x80 && !utf8)) return literal(s);
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }

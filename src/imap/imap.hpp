@@ -124,9 +124,10 @@ Result<std::string> normalise_mailbox_name(std::string_view utf8);
 bool list_match(std::string_view pattern, std::string_view name);
 
 // Response helpers.
-std::string quote(std::string_view s);    // a quoted string, or a literal when it must be one
-std::string nstring(std::string_view s);  // like quote() (callers pass absent as nil())
-std::string literal(std::string_view s);  // always a literal
+// A quoted string, or a literal when it must be one. utf8: IMAP4rev2/UTF8=ACCEPT quoting.
+std::string quote(std::string_view s, bool utf8 = false);
+std::string nstring(std::string_view s);           // like quote() (callers pass absent as nil())
+std::string literal(std::string_view s);           // always a literal
 std::string format_flags(std::string_view flags);  // "(\\Seen $x)" from the stored form
 std::string imap_date_time(int64_t unix_seconds);  // "17-Jul-1996 02:44:25 +0000"
 std::optional<int64_t> parse_date_time(std::string_view text);  // INTERNALDATE form

@@ -501,8 +501,12 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
          std::string(
              sel->read_only ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + " \\*") +
          ")] Flags permitted\r\n";
-  out += "* " + std::to_string(sel->uids.size()) + " EXISTS\r\n* 0 RECENT\r\n";
-  if (first_unseen) out += "* OK [UNSEEN " + std::to_string(first_unseen) + "] First unseen\r\n";
+  out += "* " + std::to_string(sel->uids.size()) + " EXISTS\r\n";
+  // IMAP4rev2 dropped \Recent and the UNSEEN code.
+  if (!rev2_) {
+    out += "* 0 RECENT\r\n";
+    if (first_unseen) out += "* OK [UNSEEN " + std::to_string(first_unseen) + "] First unseen\r\n";
+  }
   out += "* OK [UIDVALIDITY " + std::to_string(sel->box.uidvalidity) + "] UIDs valid\r\n";
   out += "* OK [UIDNEXT " + std::to_string(sel->box.uidnext) + "] Predicted next UID\r\n";
   out += "* OK [HIGHESTMODSEQ " + std::to_string(sel->modseq) + "] Highest\r\n";

@@ -270,6 +270,10 @@ Outcome ImapSession::search(const Command& c, std::string& out) {
   }
   save_rewrapped_keys();
   auto number = [&](uint32_t u) { return uid ? u : sel.seq_of(u); };
+  if (rev2_ && !prog->esearch) {
+    prog->esearch = true;  // RFC 9051 6.4.4: results are ESEARCH, ALL by default
+    prog->returns = {"ALL"};
+  }
   if (prog->esearch) {
     std::string line = "* ESEARCH (TAG " + imap::quote(c.tag) + ")" + (uid ? " UID" : "");
     std::vector<uint32_t> nums;

@@ -66,12 +66,13 @@ using imap::Token;
 using Outcome = ImapSession::Outcome;
 
 std::string caps_before_auth(bool tls) {
-  std::string c = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
+  std::string c = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE";
   return tls ? c + " AUTH=PLAIN" : c + " STARTTLS LOGINDISABLED";
 }
 
 std::string caps_after_auth(const ImapSettings& s) {
-  return "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
+  return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE "
+         "CHILDREN "
          "LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC ESEARCH BINARY "
          "APPENDLIMIT=" +
          std::to_string(s.limits.max_literal);
@@ -196,7 +197,7 @@ void ImapSession::done(const Command& c, std::string_view status, std::string_vi
 }
 
 std::string ImapSession::wire_name(const std::string& name) const {
-  return imap::quote(imap::encode_mailbox_name(name, utf8_));
+  return imap::quote(imap::encode_mailbox_name(name, utf8_), utf8_);
 }
 
 Result<std::string> ImapSession::mailbox_arg(const Token& t) const {
@@ -248,6 +249,12 @@ Outcome ImapSession::enable(const Command& c, std::string& out) {
   std::string enabled;
   for (const auto& t : c.args) {
     std::string name = upper(t.text);
+    if (name == "IMAP4REV2" && !rev2_) {
+      // RFC 9051: UTF-8 mailbox names, ESEARCH results, no RECENT.
+      rev2_ = true;
+      utf8_ = true;
+      enabled += " IMAP4rev2";
+    }
     if (name == "CONDSTORE" || name == "QRESYNC") {
       if (!condstore_) enabled += " CONDSTORE";
       condstore_ = true;

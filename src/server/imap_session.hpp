@@ -151,7 +151,7 @@ class ImapSession {
   std::string tagged_;
   std::string pending_auth_tag_;  // AUTHENTICATE waiting for the client's response
   std::vector<std::pair<uint32_t, std::string>> rewrapped_;  // of the selected mailbox
-  bool condstore_ = false, qresync_ = false, utf8_ = false;
+  bool condstore_ = false, qresync_ = false, utf8_ = false, rev2_ = false;
   unsigned failed_logins_ = 0;
 };
 
