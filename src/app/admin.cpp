@@ -116,7 +116,25 @@ int user_list(const std::string& config_path, std::ostream& out, std::ostream& e
   if (!o) return code;
   auto accounts = o->store->accounts();
   if (!accounts) return report(accounts.error(), err);
-  for (const auto& a : *accounts) out << a.address << "\n";
+  for (const auto& a : *accounts) {
+    auto used = o->store->usage(a.id);
+    out << a.address << " " << (used ? *used : 0) << " bytes";
+    if (a.quota_bytes > 0) out << " of " << a.quota_bytes;
+    out << "\n";
+  }
+  return exit_ok;
+}
+
+int user_quota(const std::string& config_path, const std::string& address, int64_t bytes,
+               std::ostream& out, std::ostream& err) {
+  int code = exit_ok;
+  auto o = open(config_path, err, code);
+  if (!o) return code;
+  auto acc = find(*o->store, address);
+  if (!acc) return report(acc.error(), err);
+  if (auto r = o->store->set_quota(acc->id, bytes); !r) return report(r.error(), err);
+  out << acc->address << ": quota " << (bytes > 0 ? std::to_string(bytes) + " bytes" : "none")
+      << "\n";
   return exit_ok;
 }
 

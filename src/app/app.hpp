@@ -43,6 +43,9 @@ int user_add(const std::string& config_path, const std::string& address, std::is
 int user_passwd(const std::string& config_path, const std::string& address,
                 std::istream& secrets_in, bool with_recovery, std::ostream& out, std::ostream& err);
 int user_list(const std::string& config_path, std::ostream& out, std::ostream& err);
+// Sets the account's storage quota in bytes (0: none).
+int user_quota(const std::string& config_path, const std::string& address, int64_t bytes,
+               std::ostream& out, std::ostream& err);
 int user_delete(const std::string& config_path, const std::string& address, std::ostream& out,
                 std::ostream& err);
 int domain_add(const std::string& config_path, const std::string& domain, std::ostream& out,

@@ -43,7 +43,13 @@ int main(int argc, char** argv) {
       "passwd", "Change a password; stdin: current password (or recovery key), new password");
   user_passwd_cmd->add_option("address", address)->required();
   user_passwd_cmd->add_flag("--recovery", with_recovery, "First line is the recovery key");
-  auto* user_list_cmd = user->add_subcommand("list", "List accounts");
+  auto* user_list_cmd = user->add_subcommand("list", "List accounts with usage and quota");
+  int64_t quota_bytes = 0;
+  auto* user_quota_cmd = user->add_subcommand("quota", "Set an account's storage quota");
+  user_quota_cmd->add_option("address", address)->required();
+  user_quota_cmd->add_option("bytes", quota_bytes, "Limit in bytes; 0 removes it")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
   auto* user_delete_cmd =
       user->add_subcommand("delete", "Delete an account and destroy its keys (irreversible)");
   user_delete_cmd->add_option("address", address)->required();
@@ -100,6 +106,7 @@ int main(int argc, char** argv) {
     if (*user_passwd_cmd)
       return user_passwd(config, address, std::cin, with_recovery, std::cout, std::cerr);
     if (*user_list_cmd) return user_list(config, std::cout, std::cerr);
+    if (*user_quota_cmd) return user_quota(config, address, quota_bytes, std::cout, std::cerr);
     if (*user_delete_cmd) return user_delete(config, address, std::cout, std::cerr);
   }
   if (name == "domain" && *domain_add_cmd)

@@ -581,6 +581,10 @@ Outcome ImapSession::append(const Command& c, std::string&) {
     done(c, "NO", "[TRYCREATE] No such mailbox");
     return {};
   }
+  if (over_quota(message.text.size())) {
+    done(c, "NO", "[OVERQUOTA] Quota exceeded");
+    return {};
+  }
   auto prepared = seal_message_for(ctx_.services, account_->storage_public, message.text);
   if (!prepared) {
     if (prepared.error().code().category() == mime::category())

@@ -419,6 +419,16 @@ Outcome ImapSession::copy(const Command& c, std::string& out) {
     done(c, "NO", "[TRYCREATE] No such mailbox");
     return {};
   }
+  if (!move && account_->quota_bytes > 0) {
+    auto meta = ctx_.services.store->message_meta(selected_->box.id, *set);
+    uint64_t adding = 0;
+    if (meta)
+      for (const auto& m : *meta) adding += m.size;
+    if (over_quota(adding)) {
+      done(c, "NO", "[OVERQUOTA] Quota exceeded");
+      return {};
+    }
+  }
   auto r = ctx_.services.store->copy_messages(selected_->box.id, *set, (*dest)->id, move);
   if (!r) {
     store_failure(c, r.error());

@@ -70,12 +70,12 @@ std::string caps_before_auth(bool tls) {
   return tls ? c + " AUTH=PLAIN" : c + " STARTTLS LOGINDISABLED";
 }
 
-std::string caps_after_auth(const ImapSettings& s) {
+std::string caps_after_auth(const ImapSettings& s, bool quota) {
   return "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE "
          "CHILDREN "
          "LIST-EXTENDED LIST-STATUS SPECIAL-USE CONDSTORE QRESYNC ESEARCH BINARY "
          "APPENDLIMIT=" +
-         std::to_string(s.limits.max_literal);
+         std::to_string(s.limits.max_literal) + (quota ? " QUOTA QUOTA=RES-STORAGE" : "");
 }
 
 }  // namespace
@@ -141,6 +141,9 @@ const std::map<std::string, ImapSession::Handler, std::less<>>& ImapSession::han
       {"COPY", &ImapSession::copy},
       {"UID COPY", &ImapSession::copy},
       {"MOVE", &ImapSession::copy},
+      {"GETQUOTAROOT", &ImapSession::getquota},
+      {"GETQUOTA", &ImapSession::getquota},
+      {"SETQUOTA", &ImapSession::getquota},
       {"UID MOVE", &ImapSession::copy},
   };
   return h;
@@ -212,7 +215,9 @@ void ImapSession::store_failure(const Command& c, const Error& e) {
 
 Outcome ImapSession::capability(const Command& c, std::string& out) {
   out += "* CAPABILITY " +
-         (authenticated() ? caps_after_auth(ctx_.settings) : caps_before_auth(tls_)) + "\r\n";
+         (authenticated() ? caps_after_auth(ctx_.settings, account_->quota_bytes > 0)
+                          : caps_before_auth(tls_)) +
+         "\r\n";
   done(c, "OK", "CAPABILITY completed");
   return {};
 }
@@ -375,7 +380,8 @@ Outcome ImapSession::finish_login(const Command& c, const std::string& user,
   account_ = std::make_unique<store::Account>(std::move(**account));
   base::log::info("imap.login.ok", {{"ip", ip_}, {"user", address}});
   base::log::debug("imap.keys.live", {{"accounts", static_cast<uint64_t>(ctx_.keys.live())}});
-  done(c, "OK", "[CAPABILITY " + caps_after_auth(ctx_.settings) + "] Logged in");
+  done(c, "OK",
+       "[CAPABILITY " + caps_after_auth(ctx_.settings, account_->quota_bytes > 0) + "] Logged in");
   return {};
 }
 
@@ -415,6 +421,52 @@ void ImapSession::idle_done(std::string_view line, std::string& out) {
     out += tag + " OK IDLE terminated\r\n";
   else
     out += tag + " BAD Expected DONE\r\n";
+}
+
+// RFC 9208: one quota root, "", over all the account's mailboxes; STORAGE in KiB.
+Outcome ImapSession::getquota(const Command& c, std::string& out) {
+  if (c.name == "SETQUOTA") {
+    done(c, "NO", "[NOPERM] Quotas are set by the operator");
+    return {};
+  }
+  if (c.args.size() != 1 || c.args[0].kind == Token::Kind::list) {
+    done(c, "BAD", c.name + " needs one argument");
+    return {};
+  }
+  std::string line;
+  if (c.name == "GETQUOTAROOT") {
+    auto name = mailbox_arg(c.args[0]);
+    if (!name) {
+      done(c, "NO", "[NONEXISTENT] " + name.error().describe());
+      return {};
+    }
+    auto box = ctx_.services.store->find_mailbox(account_->id, *name);
+    if (!box || !*box) {
+      done(c, "NO", "[NONEXISTENT] No such mailbox");
+      return {};
+    }
+    out += "* QUOTAROOT " + wire_name(*name) + (account_->quota_bytes > 0 ? " \"\"" : "") + "\r\n";
+  } else if (!c.args[0].text.empty() || account_->quota_bytes == 0) {
+    done(c, "NO", "[NONEXISTENT] No such quota root");
+    return {};
+  }
+  if (account_->quota_bytes > 0) {
+    auto used = ctx_.services.store->usage(account_->id);
+    if (!used) {
+      store_failure(c, used.error());
+      return {};
+    }
+    out += "* QUOTA \"\" (STORAGE " + std::to_string((*used + 1023) / 1024) + " " +
+           std::to_string(static_cast<uint64_t>(account_->quota_bytes) / 1024) + ")\r\n";
+  }
+  done(c, "OK", c.name + " completed");
+  return {};
+}
+
+bool ImapSession::over_quota(uint64_t adding) {
+  if (account_->quota_bytes <= 0) return false;
+  auto used = ctx_.services.store->usage(account_->id);
+  return used && *used + adding > static_cast<uint64_t>(account_->quota_bytes);
 }
 
 void ImapSession::remove_blobs(const std::vector<std::string>& ids) {

@@ -139,6 +139,7 @@ class ImapSession {
   void forget_uids(const std::vector<uint32_t>& uids, std::string& out);
   Outcome fetch_batch(std::string& out);
   void remove_blobs(const std::vector<std::string>& ids);
+  bool over_quota(uint64_t adding);
 
   ImapContext& ctx_;
   std::string ip_;

@@ -41,6 +41,15 @@ Result<Verdict> lookup_recipient(store::Store& store, const mime::Mailbox& mb,
     if (!id) return id.error();
   }
   if (!*id) return Verdict{smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
+  auto account = store.account_by_id(**id);
+  if (!account) return account.error();
+  if (*account && (*account)->quota_bytes > 0) {
+    auto used = store.usage(**id);
+    if (!used) return used.error();
+    // Temporary: the sender retries, and the user may make room meanwhile (RFC 3463 4.2.2).
+    if (*used >= static_cast<uint64_t>((*account)->quota_bytes))
+      return Verdict{smtp::Reply{452, "4.2.2", "Mailbox full, try again later"}};
+  }
   return Verdict{std::nullopt, **id};
 }
 

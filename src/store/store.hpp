@@ -30,6 +30,7 @@ struct Account {
   int64_t created = 0;
   std::string storage_public;  // X25519 key delivery seals content keys to
   std::string keyring;         // keys/' serialised wrapped secrets; opaque here
+  int64_t quota_bytes = 0;     // storage limit over all mailboxes; 0: none
 };
 
 struct Mailbox {
@@ -127,6 +128,9 @@ class Store {
   virtual Result<std::optional<Account>> account_by_id(int64_t id) = 0;
   virtual Result<std::vector<Account>> accounts() = 0;
   virtual Result<void> update_keyring(int64_t id, std::string_view keyring) = 0;
+  virtual Result<void> set_quota(int64_t id, int64_t quota_bytes) = 0;
+  // Sum of message sizes over the account's mailboxes (a copy counts again, as in Dovecot).
+  virtual Result<uint64_t> usage(int64_t id) = 0;
   // Removes the account, its wrapped keys, mailboxes and message rows; returns the blob ids the
   // caller must delete. Without the wrapped keys the blobs are unreadable anyway.
   virtual Result<std::vector<std::string>> delete_account(int64_t id) = 0;

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 4> migrations = {
+inline constexpr std::array<const char*, 5> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -75,6 +75,10 @@ CREATE INDEX messages_blob ON messages(blob_id);
     // 4: content keys re-wrapped symmetrically after a session first read them.
     R"sql(
 ALTER TABLE messages ADD COLUMN wrapped_key BLOB NOT NULL DEFAULT x'';
+)sql",
+    // 5: per-account storage quota (0: none).
+    R"sql(
+ALTER TABLE accounts ADD COLUMN quota_bytes INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -41,7 +41,8 @@ const std::error_category& category() {
 namespace sqlite {
 namespace {
 
-constexpr const char* account_columns = "id, address, created, storage_public, keyring";
+constexpr const char* account_columns =
+    "id, address, created, storage_public, keyring, quota_bytes";
 
 Account read_account(const Stmt& s) {
   Account a;
@@ -50,6 +51,7 @@ Account read_account(const Stmt& s) {
   a.created = s.int64(2);
   a.storage_public = s.blob(3);
   a.keyring = s.blob(4);
+  a.quota_bytes = s.int64(5);
   return a;
 }
 
@@ -295,6 +297,27 @@ class SqliteStore final : public Store {
     if (auto r = s.run("update keys"); !r) return r;
     if (sqlite3_changes(writer_.get()) != 1) return Error(Errc::not_found, "account");
     return {};
+  }
+
+  Result<void> set_quota(int64_t id, int64_t quota_bytes) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "UPDATE accounts SET quota_bytes = ? WHERE id = ?");
+    s.bind(1, quota_bytes).bind(2, id);
+    if (auto r = s.run("set quota"); !r) return r;
+    if (sqlite3_changes(writer_.get()) != 1) return Error(Errc::not_found, "account");
+    return {};
+  }
+
+  Result<uint64_t> usage(int64_t id) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(),
+           "SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN mailboxes b ON m.mailbox_id = "
+           "b.id WHERE b.account_id = ?");
+    s.bind(1, id);
+    auto r = row(s, c->get(), "usage");
+    if (!r) return r.error();
+    return static_cast<uint64_t>(s.int64(0));
   }
 
   Result<std::vector<std::string>> delete_account(int64_t id) override {

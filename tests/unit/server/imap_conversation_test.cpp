@@ -8,7 +8,8 @@
 // the sessions without TLS. "= deliver SUBJECT|BODY" delivers a message to INBOX through the
 // SMTP delivery path; "= updates" / "= updates2" asks an idling session for its updates;
 // "= closed" checks the session ended; "= keys N" checks how many accounts have unwrapped keys
-// in memory. '#' starts a comment. Every response line must be matched.
+// in memory; "= quota BYTES" sets the account's quota. '#' starts a comment. Every response line
+// must be matched.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -164,6 +165,8 @@ class Dialog {
       EXPECT_TRUE(client(1).closed()) << name_ << ":" << line;
     } else if (what == "keys") {
       EXPECT_EQ(ctx_.keys.live(), std::stoul(rest)) << name_ << ":" << line;
+    } else if (what == "quota") {
+      ASSERT_TRUE(env_.store->set_quota(env_.account_id, std::stoll(rest)));
     } else if (what == "drop") {
       (rest == "2" ? c2_ : c1_).reset();
     } else {
