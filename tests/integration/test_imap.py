@@ -200,6 +200,32 @@ class Imap(unittest.TestCase):
         a.logout()
         b.logout()
 
+    def test_g_quota(self):
+        r = self.inst.run_cli(["user", "--config", self.inst.config, "quota", self.inst.account,
+                               "1"], check=True)
+        self.assertIn("quota 1 bytes", r.stdout)
+        try:
+            with h.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+                s.ehlo()
+                s.mail("a@example.org")
+                code, text = s.rcpt(self.inst.account)
+                self.assertEqual(code, 452, text)
+                self.assertIn(b"4.2.2", text)
+            m = imaps(self.inst)
+            m.login(self.inst.account, self.inst.password)
+            typ, caps = m.capability()
+            self.assertIn(b"QUOTA=RES-STORAGE", caps[0])
+            typ, data = m.append("Sent", None, None, b"Subject: q\r\n\r\nx\r\n")
+            self.assertEqual(typ, "NO")
+            self.assertIn(b"OVERQUOTA", data[0])
+            m.logout()
+        finally:
+            self.inst.run_cli(["user", "--config", self.inst.config, "quota", self.inst.account,
+                               "0"], check=True)
+        listing = self.inst.run_cli(["user", "--config", self.inst.config, "list"],
+                                    check=True).stdout
+        self.assertRegex(listing, re.escape(self.inst.account) + r" \d+ bytes\n")
+
 
 if __name__ == "__main__":
     unittest.main()
