@@ -131,8 +131,8 @@ std::optional<int64_t> parse_date_time(std::string_view s) {
   if (!h || !m || !sec || !zh || !zm || (sign != '+' && sign != '-') || *h > 23 || *m > 59 ||
       *sec > 60 || *zm > 59)
     return std::nullopt;
-  int64_t offset = (*zh * 3600 + *zm * 60) * (sign == '+' ? 1 : -1);
-  return *date + *h * 3600 + *m * 60 + *sec - offset;
+  int64_t offset = (int64_t{*zh} * 3600 + int64_t{*zm} * 60) * (sign == '+' ? 1 : -1);
+  return *date + int64_t{*h} * 3600 + int64_t{*m} * 60 + *sec - offset;
 }
 
 }  // namespace postern::imap

@@ -36,7 +36,7 @@ inline std::error_code make_error_code(Errc e) {
 }
 
 struct Limits {
-  std::size_t max_line = 64 * 1024;                 // one line of a command, literals excluded
+  std::size_t max_line = std::size_t{64} * 1024;    // one line of a command, literals excluded
   std::size_t max_literal = std::size_t{64} << 20;  // APPEND's message
   std::size_t max_literals = 64;                    // per command
   std::size_t max_depth = 16;                       // parenthesised list nesting

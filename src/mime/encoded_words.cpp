@@ -88,6 +88,8 @@ std::optional<std::string> to_utf8(std::string_view charset, std::string_view by
   }
   if (cs.size() > 40) return std::nullopt;
   iconv_t cd = iconv_open("UTF-8", cs.c_str());
+  // iconv_open reports failure as (iconv_t)-1.
+  // NOLINTNEXTLINE(performance-no-int-to-ptr)
   if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
   std::string out(bytes.size() * 4 + 16, '\0');
   char* in = const_cast<char*>(bytes.data());
