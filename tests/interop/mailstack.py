@@ -156,8 +156,10 @@ class Postern:
         self.domain = domain
         self.host = host
         self.port = port
-        self.imap_port = imap_port    # IMAP with STARTTLS (None: no --imap)
-        self.imaps_port = imaps_port  # IMAP over implicit TLS (None: no --imaps)
+        # quickstart listens on 127.0.0.1:1143 and :1993 unless told otherwise: free ports
+        # instead, so that instances (and other tests) do not collide.
+        self.imap_port = imap_port if imap_port is not None else free_port(host)  # STARTTLS
+        self.imaps_port = imaps_port if imaps_port is not None else free_port(host)  # TLS
         self.config_overrides = config_overrides or {}
         self.argon2 = (argon2_mem_kib, argon2_ops)
         self.log_path = os.path.join(workdir, "postern.log")
@@ -169,11 +171,9 @@ class Postern:
         self.passwords = {}
 
     def create(self):
-        listeners = ["--smtp", f"{self.host}:{self.port}"]
-        if self.imap_port is not None:
-            listeners += ["--imap", f"{self.host}:{self.imap_port}"]
-        if self.imaps_port is not None:
-            listeners += ["--imaps", f"{self.host}:{self.imaps_port}"]
+        listeners = ["--smtp", f"{self.host}:{self.port}",
+                     "--imap", f"{self.host}:{self.imap_port}",
+                     "--imaps", f"{self.host}:{self.imaps_port}"]
         r = run([self.binary, "quickstart", "--domain", self.domain, "--data", self.data]
                 + listeners + ["--json", "--argon2-mem-kib", str(self.argon2[0]),
                                "--argon2-ops", str(self.argon2[1])],
@@ -226,8 +226,7 @@ class Postern:
         err.close()
         wait_for_port(self.host, self.port, timeout, self.proc, "postern")
         for p in (self.imap_port, self.imaps_port):
-            if p is not None:
-                wait_for_port(self.host, p, timeout, self.proc, "postern imap")
+            wait_for_port(self.host, p, timeout, self.proc, "postern imap")
 
     @property
     def pid(self):
