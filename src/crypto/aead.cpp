@@ -85,4 +85,19 @@ Result<SecretBytes> open_random_nonce_secret(std::string_view key, std::string_v
                                    sealed.substr(n));
 }
 
+Result<Key32> open_random_nonce_key(std::string_view key, std::string_view ad,
+                                    std::string_view sealed) {
+  init();
+  constexpr std::size_t n = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  if (key.size() != aead_key_bytes) return Error(Errc::bad_key);
+  if (sealed.size() != n + Key32::bytes + aead_tag_bytes) return Error(Errc::auth_failed);
+  Key32 out;
+  std::string_view ct = sealed.substr(n);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), nullptr, nullptr, u(ct), ct.size(),
+                                                 u(ad), ad.size(), u(sealed.substr(0, n)),
+                                                 u(key)) != 0)
+    return Error(Errc::auth_failed);
+  return out;
+}
+
 }  // namespace postern::crypto

@@ -65,13 +65,12 @@ Result<std::string> seal_to(std::string_view pk, std::string_view plain) {
   return out;
 }
 
-Result<SecretBytes> open_sealed(std::string_view pk, const SecretBytes& sk,
-                                std::string_view sealed) {
+Result<Key32> open_sealed_key(std::string_view pk, const SecretBytes& sk, std::string_view sealed) {
   init();
   if (pk.size() != crypto_box_PUBLICKEYBYTES || sk.size() != crypto_box_SECRETKEYBYTES)
     return Error(Errc::bad_key);
-  if (sealed.size() < crypto_box_SEALBYTES) return Error(Errc::auth_failed);
-  SecretBytes out(sealed.size() - crypto_box_SEALBYTES);
+  if (sealed.size() != crypto_box_SEALBYTES + Key32::bytes) return Error(Errc::auth_failed);
+  Key32 out;
   if (crypto_box_seal_open(out.data(), u(sealed), sealed.size(), u(pk), sk.data()) != 0)
     return Error(Errc::auth_failed);
   return out;

@@ -47,6 +47,26 @@ class SecretBytes {
   std::size_t n_ = 0;
 };
 
+// A 32-byte key used briefly and often (a message's content key): kept inline and wiped on
+// destruction. SecretBytes' per-allocation mmap, mprotect and mlock cost more than the
+// decryption itself when a session lists thousands of messages.
+class Key32 {
+ public:
+  static constexpr std::size_t bytes = 32;
+  Key32() = default;
+  Key32(Key32&& o) noexcept;  // copies, then wipes `o`
+  Key32& operator=(Key32&& o) noexcept;
+  Key32(const Key32&) = delete;
+  Key32& operator=(const Key32&) = delete;
+  ~Key32();
+  static Key32 random();
+  unsigned char* data() { return b_.data(); }
+  std::string_view view() const { return {reinterpret_cast<const char*>(b_.data()), bytes}; }
+
+ private:
+  std::array<unsigned char, bytes> b_{};
+};
+
 // Wipes a buffer that held secret material.
 void wipe(std::string& s);
 void wipe(void* p, std::size_t n);
@@ -67,6 +87,9 @@ Result<std::string> open_random_nonce(std::string_view key, std::string_view ad,
                                       std::string_view sealed);
 Result<SecretBytes> open_random_nonce_secret(std::string_view key, std::string_view ad,
                                              std::string_view sealed);
+// The same for a sealed 32-byte key.
+Result<Key32> open_random_nonce_key(std::string_view key, std::string_view ad,
+                                    std::string_view sealed);
 
 inline constexpr std::size_t x25519_bytes = 32;
 // RFC 7748 X25519; fails on an all-zero shared secret (low-order input).
@@ -87,8 +110,9 @@ bool ed25519_verify(std::string_view public_key, std::string_view message,
 // libsodium sealed box: anonymous encryption to an X25519 public key (ephemeral key + XSalsa20-
 // Poly1305). Delivery uses it to wrap each message's content key without holding any secret.
 Result<std::string> seal_to(std::string_view public_key, std::string_view plaintext);
-Result<SecretBytes> open_sealed(std::string_view public_key, const SecretBytes& secret,
-                                std::string_view sealed);
+// crypto_box_seal_open of a sealed 32-byte key.
+Result<Key32> open_sealed_key(std::string_view public_key, const SecretBytes& secret,
+                              std::string_view sealed);
 
 struct Argon2Params {
   unsigned long long ops_limit = 3;

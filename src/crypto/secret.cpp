@@ -83,6 +83,29 @@ long SecretBytes::live_count() {
   return g_live.load();
 }
 
+Key32::Key32(Key32&& o) noexcept : b_(o.b_) {
+  sodium_memzero(o.b_.data(), bytes);
+}
+
+Key32& Key32::operator=(Key32&& o) noexcept {
+  if (this != &o) {
+    b_ = o.b_;
+    sodium_memzero(o.b_.data(), bytes);
+  }
+  return *this;
+}
+
+Key32::~Key32() {
+  sodium_memzero(b_.data(), bytes);
+}
+
+Key32 Key32::random() {
+  init();
+  Key32 k;
+  randombytes_buf(k.b_.data(), bytes);
+  return k;
+}
+
 void wipe(std::string& s) {
   if (!s.empty()) sodium_memzero(s.data(), s.size());
   s.clear();

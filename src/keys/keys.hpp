@@ -74,13 +74,13 @@ struct SealedMessage {
 };
 Result<SealedMessage> seal_message(std::string_view storage_public, std::string_view content,
                                    std::string_view summary);
-Result<crypto::SecretBytes> open_content_key(const UnlockedKeys& keys, std::string_view sealed_key);
+Result<crypto::Key32> open_content_key(const UnlockedKeys& keys, std::string_view sealed_key);
 // A content key wrapped with the account's content_wrap_key (XChaCha20-Poly1305), stored next
 // to the sealed key after the first read; unwrap is ~100x cheaper than opening the sealed box.
-std::string wrap_content_key(const UnlockedKeys& keys, const crypto::SecretBytes& content_key);
-Result<crypto::SecretBytes> unwrap_content_key(const UnlockedKeys& keys, std::string_view wrapped);
-Result<std::string> open_blob(const crypto::SecretBytes& content_key, std::string_view blob);
-Result<std::string> open_summary(const crypto::SecretBytes& content_key, std::string_view summary);
+std::string wrap_content_key(const UnlockedKeys& keys, const crypto::Key32& content_key);
+Result<crypto::Key32> unwrap_content_key(const UnlockedKeys& keys, std::string_view wrapped);
+Result<std::string> open_blob(const crypto::Key32& content_key, std::string_view blob);
+Result<std::string> open_summary(const crypto::Key32& content_key, std::string_view summary);
 
 }  // namespace postern::keys
 

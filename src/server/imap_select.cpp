@@ -174,7 +174,7 @@ Outcome ImapSession::expunge(const Command& c, std::string& out) {
 Result<ImapSession::Opened> ImapSession::open_message(const store::MessageRecord& rec,
                                                       bool content) {
   Opened o;
-  Result<crypto::SecretBytes> key = Error(keys::Errc::corrupt_keyring);
+  Result<crypto::Key32> key = Error(keys::Errc::corrupt_keyring);
   if (!rec.wrapped_key.empty()) {
     key = keys::unwrap_content_key(*keys_, rec.wrapped_key);
   } else {

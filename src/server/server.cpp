@@ -66,6 +66,10 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Start start) {
       co_await pause.async_wait(nothrow_awaitable);
       continue;
     }
+    // Replies are small and the client waits for each: without this, Nagle holds a reply
+    // behind the delayed ACK of the previous one (~40 ms, seen at every TLS greeting).
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto ex = socket.get_executor();
     asio::co_spawn(ex, start(std::move(socket)), asio::detached);
   }

@@ -9,16 +9,18 @@ namespace {
 
 TEST(Crypto, SealedBoxRoundTripAndTamper) {
   auto kp = x25519_keypair();
-  auto sealed = seal_to(kp.public_key, "content key");
+  const std::string key(32, 'k');
+  auto sealed = seal_to(kp.public_key, key);
   ASSERT_TRUE(sealed);
-  auto opened = open_sealed(kp.public_key, kp.secret_key, *sealed);
+  auto opened = open_sealed_key(kp.public_key, kp.secret_key, *sealed);
   ASSERT_TRUE(opened);
-  EXPECT_EQ(opened->view(), "content key");
+  EXPECT_EQ(opened->view(), key);
   std::string bad = *sealed;
   bad[bad.size() / 2] ^= 1;
-  EXPECT_FALSE(open_sealed(kp.public_key, kp.secret_key, bad));
+  EXPECT_FALSE(open_sealed_key(kp.public_key, kp.secret_key, bad));
   auto other = x25519_keypair();
-  EXPECT_FALSE(open_sealed(other.public_key, other.secret_key, *sealed));
+  EXPECT_FALSE(open_sealed_key(other.public_key, other.secret_key, *sealed));
+  EXPECT_FALSE(open_sealed_key(kp.public_key, kp.secret_key, *seal_to(kp.public_key, "short")));
 }
 
 TEST(Crypto, RandomNonceAeadBindsAssociatedData) {
