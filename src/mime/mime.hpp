@@ -105,6 +105,10 @@ struct Summary {
   uint64_t body_offset = 0;
   uint64_t body_lines = 0;
   std::vector<Part> parts;
+  // IMAP's ENVELOPE and BODYSTRUCTURE, computed once at delivery by server/ so that listing a
+  // mailbox needs no header parsing; empty when not computed (older summaries).
+  std::string envelope_cache;
+  std::string structure_cache;
   std::string serialize() const;
   static Result<Summary> parse(std::string_view bytes);
 };

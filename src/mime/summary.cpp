@@ -1,4 +1,5 @@
-// The per-message summary delivery encrypts: "PSUM2", sizes, the header section, the parts.
+// The per-message summary delivery encrypts: "PSUM3", sizes, the header section, the parts,
+// the cached IMAP responses.
 // Every length is checked against what remains, so a corrupt summary is an error, never a
 // read past the end.
 #include <algorithm>
@@ -9,7 +10,8 @@ namespace postern::mime {
 namespace {
 
 constexpr std::string_view tag_v1 = "PSUM1";  // no parts
-constexpr std::string_view tag_v2 = "PSUM2";
+constexpr std::string_view tag_v2 = "PSUM2";  // no cached responses
+constexpr std::string_view tag_v3 = "PSUM3";
 
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out += static_cast<char>((v >> (i * 8)) & 0xff);
@@ -47,7 +49,7 @@ struct Reader {
 }  // namespace
 
 std::string Summary::serialize() const {
-  std::string out(tag_v2);
+  std::string out(tag_v3);
   put_u64(out, size);
   put_u64(out, body_offset);
   put_u64(out, body_lines);
@@ -61,19 +63,21 @@ std::string Summary::serialize() const {
     put_u64(out, p.body_lines);
     put_u64(out, p.children);
   }
+  put_bytes(out, envelope_cache);
+  put_bytes(out, structure_cache);
   return out;
 }
 
 Result<Summary> Summary::parse(std::string_view bytes) {
   std::string_view tag = bytes.substr(0, tag_v2.size());
-  if (tag != tag_v1 && tag != tag_v2) return Error(Errc::syntax, "summary tag");
+  if (tag != tag_v1 && tag != tag_v2 && tag != tag_v3) return Error(Errc::syntax, "summary tag");
   Reader r{bytes.substr(tag.size())};
   Summary s;
   s.size = r.u64();
   s.body_offset = r.u64();
   s.body_lines = r.u64();
   s.header_section = r.bytes();
-  if (tag == tag_v2) {
+  if (tag != tag_v1) {
     uint64_t n = r.u64();
     // Each part takes at least 48 bytes: refuse counts the input cannot hold.
     if (!r.ok || n > r.in.size() / 48) return Error(Errc::syntax, "summary parts");
@@ -88,6 +92,10 @@ Result<Summary> Summary::parse(std::string_view bytes) {
       p.children = static_cast<uint32_t>(r.u64());
       s.parts.push_back(std::move(p));
     }
+  }
+  if (tag == tag_v3) {
+    s.envelope_cache = r.bytes();
+    s.structure_cache = r.bytes();
   }
   if (!r.ok || !r.in.empty()) return Error(Errc::syntax, "summary length");
   return s;

@@ -3,6 +3,7 @@
 // makes the batch visible. Nothing here needs an account secret.
 #include "base/log.hpp"
 #include "crypto/crypto.hpp"
+#include "imap/imap.hpp"
 #include "keys/keys.hpp"
 #include "mime/mime.hpp"
 #include "server/server.hpp"
@@ -73,6 +74,8 @@ Result<PreparedMessage> seal_message_for(const Services& svc, std::string_view s
   limits.max_header_bytes = content.size();
   auto summary = mime::summarize(content, limits);
   if (!summary) return summary.error();
+  summary->envelope_cache = imap::envelope(summary->header_section);
+  summary->structure_cache = imap::body_structure(*summary, content, true).value_or("");
   auto sealed = keys::seal_message(storage_public, content, summary->serialize());
   if (!sealed) return sealed.error();
   auto blob = svc.blobs->write(sealed->blob);

@@ -310,11 +310,17 @@ Outcome ImapSession::fetch_batch(std::string& out) {
             add("MODSEQ (" + std::to_string(st.modseq) + ")");
             break;
           case K::envelope:
-            add("ENVELOPE " + imap::envelope(opened.summary.header_section));
+            add("ENVELOPE " + (opened.summary.envelope_cache.empty()
+                                   ? imap::envelope(opened.summary.header_section)
+                                   : opened.summary.envelope_cache));
             break;
           case K::bodystructure:
           case K::body: {
             bool ext = it.kind == K::bodystructure;
+            if (ext && !opened.summary.structure_cache.empty()) {
+              add(it.label + " " + opened.summary.structure_cache);
+              break;
+            }
             auto bs = imap::body_structure(opened.summary, opened.content, ext);
             if (!bs && !opened.has_content) {
               auto full = open_message(records[k], true);

@@ -76,8 +76,12 @@ Result<Connection> Connection::open(const std::string& path, int busy_timeout_ms
   sqlite3_busy_timeout(db, busy_timeout_ms);
   // synchronous=FULL: with NORMAL a committed transaction can roll back after power loss in
   // WAL mode, and 250 must mean durable.
+  // mmap_size: an IMAP listing reads every summary of a mailbox; through read() the kernel's
+  // copies were a quarter of its CPU time. Writes still go through the VFS (and its fault
+  // hooks); only reads of committed pages use the mapping.
   if (auto r = c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                      "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;");
+                      "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
+                      "PRAGMA mmap_size=1073741824;");
       !r)
     return r.error();
   return c;

@@ -55,6 +55,21 @@ TEST(Summary, RoundTrip) {
   std::string bad = s->serialize();
   bad.pop_back();
   EXPECT_FALSE(Summary::parse(bad));
+  s->envelope_cache = "(envelope)";
+  s->structure_cache = "(structure)";
+  auto cached = Summary::parse(s->serialize());
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->envelope_cache, "(envelope)");
+  EXPECT_EQ(cached->structure_cache, "(structure)");
+  // A summary stored before the caches existed ("PSUM2": the same without the last two
+  // fields) still reads, with empty caches.
+  std::string v2 = s->serialize();
+  v2.replace(0, 5, "PSUM2");
+  v2.resize(v2.size() - (8 + 10) - (8 + 11));
+  auto old = Summary::parse(v2);
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->envelope_cache.empty());
+  EXPECT_EQ(old->header_section, s->header_section);
 }
 
 }  // namespace
