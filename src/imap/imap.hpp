@@ -113,6 +113,32 @@ Result<SequenceSet> parse_sequence_set(std::string_view text, const Limits& limi
 // "1:3,7" form of sorted values (for COPYUID, APPENDUID, VANISHED, ESEARCH ALL).
 std::string format_set(std::vector<uint32_t> values);
 
+// The uids of a selected mailbox in sequence-number order, kept as runs of consecutive uids:
+// a session idling on a 5000-message mailbox holds a few runs instead of 20 KiB of uids.
+class UidList {
+ public:
+  uint32_t size() const { return size_; }
+  uint32_t largest() const {
+    return runs_.empty() ? 0 : runs_.back().first + runs_.back().count - 1;
+  }
+  uint32_t seq_of(uint32_t uid) const;  // 1-based; 0 when absent
+  uint32_t at(uint32_t seq) const;      // the uid at a sequence number in 1..size()
+  void push_back(uint32_t uid);         // uid > largest()
+  void erase(uint32_t uid);             // later sequence numbers move down by one
+  std::vector<uint32_t> between(uint32_t lo, uint32_t hi) const;             // uids in [lo, hi]
+  std::vector<uint32_t> slice(uint32_t first_seq, uint32_t last_seq) const;  // by seq, inclusive
+  std::vector<uint32_t> all() const { return slice(1, size_); }
+  std::size_t runs() const { return runs_.size(); }
+
+ private:
+  struct Run {
+    uint32_t first = 0, count = 0;
+    uint32_t start = 0;  // sequence number - 1 of `first`
+  };
+  std::vector<Run> runs_;
+  uint32_t size_ = 0;
+};
+
 // Mailbox names travel as modified UTF-7 (RFC 3501 5.1.3) unless UTF8=ACCEPT is enabled;
 // postern stores UTF-8. Names are validated: no control characters, no empty components,
 // bounded length and depth; "INBOX" is case-insensitive.

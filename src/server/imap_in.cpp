@@ -67,7 +67,7 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
   idle->socket = &stream.socket();
   std::shared_ptr<ChangeBus::Callback> subscription;
   // Small: a session spends its life idle, and literals arrive in several reads anyway.
-  std::string buffer(8 * 1024, '\0');
+  std::string buffer(4 * 1024, '\0');
   std::string greeting = session->greeting();
   co_await stream.write(std::move(greeting));
 

@@ -25,22 +25,19 @@ inline std::string lower(std::string_view s) {
 
 // The selected mailbox as this session has reported it: sequence numbers change only when
 // the session tells the client (EXISTS, EXPUNGE), never behind its back. Only the uids are
-// kept (4 bytes a message): flags, dates and sizes are read from the store when a command
-// needs them, so a thousand idle sessions on a large mailbox cost little memory.
+// kept (as runs): flags, dates and sizes are read from the store when a command needs them,
+// so a thousand idle sessions on a large mailbox cost little memory.
 struct ImapSession::Selected {
   store::Mailbox box;
   bool read_only = false;
-  std::vector<uint32_t> uids;  // sequence number - 1 -> uid
-  uint64_t modseq = 0;         // every change up to here has been reported
+  imap::UidList uids;
+  uint64_t modseq = 0;  // every change up to here has been reported
   // This session's own flag changes above `modseq` (uid, modseq): already reported to the
   // client, so the next refresh skips them.
   std::vector<std::pair<uint32_t, uint64_t>> own_changes;
 
-  uint32_t seq_of(uint32_t uid) const {
-    auto it = std::lower_bound(uids.begin(), uids.end(), uid);
-    return it != uids.end() && *it == uid ? static_cast<uint32_t>(it - uids.begin() + 1) : 0;
-  }
-  uint32_t largest_uid() const { return uids.empty() ? 0 : uids.back(); }
+  uint32_t seq_of(uint32_t uid) const { return uids.seq_of(uid); }
+  uint32_t largest_uid() const { return uids.largest(); }
 };
 
 struct FetchItem {

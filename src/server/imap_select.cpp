@@ -16,23 +16,23 @@ Result<std::vector<uint32_t>> ImapSession::resolve_set(const Token& t, bool uid)
   if (!set) return set.error();
   const auto& uids = selected_->uids;
   std::vector<uint32_t> out;
-  auto count = static_cast<uint32_t>(uids.size());
+  uint32_t count = uids.size();
   for (auto r : set->ranges) {
     if (uid) {
       uint32_t largest = selected_->largest_uid();
       uint32_t lo = r.lo == imap::star ? largest : r.lo;
       uint32_t hi = r.hi == imap::star ? largest : r.hi;
       if (lo > hi) std::swap(lo, hi);
-      auto b = std::lower_bound(uids.begin(), uids.end(), lo);
-      auto e = std::upper_bound(uids.begin(), uids.end(), hi);
-      out.insert(out.end(), b, e);
+      auto part = uids.between(lo, hi);
+      out.insert(out.end(), part.begin(), part.end());
     } else {
       if (count == 0) return Error(imap::Errc::bad_sequence, "mailbox is empty");
       uint32_t lo = r.lo == imap::star ? count : r.lo;
       uint32_t hi = r.hi == imap::star ? count : r.hi;
       if (lo > hi) std::swap(lo, hi);
       if (hi > count) return Error(imap::Errc::bad_sequence, "no such message");
-      out.insert(out.end(), uids.begin() + lo - 1, uids.begin() + hi);
+      auto part = uids.slice(lo, hi);
+      out.insert(out.end(), part.begin(), part.end());
     }
   }
   std::sort(out.begin(), out.end());
@@ -57,7 +57,7 @@ void ImapSession::forget_uids(const std::vector<uint32_t>& gone, std::string& ou
   for (uint32_t u : known) {
     uint32_t seq = sel.seq_of(u);
     if (!qresync_) out += "* " + std::to_string(seq) + " EXPUNGE\r\n";
-    sel.uids.erase(sel.uids.begin() + seq - 1);
+    sel.uids.erase(u);
   }
 }
 
@@ -114,7 +114,7 @@ Outcome ImapSession::check(const Command& c, std::string&) {
 Outcome ImapSession::close(const Command& c, std::string&) {
   // CLOSE removes \Deleted messages silently; UNSELECT does not (RFC 3691).
   if (c.name == "CLOSE" && !selected_->read_only) {
-    auto deleted = deleted_among(selected_->uids);
+    auto deleted = deleted_among(selected_->uids.all());
     if (!deleted) {
       store_failure(c, deleted.error());
       return {};
@@ -139,7 +139,7 @@ Outcome ImapSession::expunge(const Command& c, std::string& out) {
     done(c, "NO", "[READ-ONLY] Mailbox is read-only");
     return {};
   }
-  std::vector<uint32_t> candidates = selected_->uids;
+  std::vector<uint32_t> candidates = selected_->uids.all();
   if (c.name == "UID EXPUNGE") {
     if (c.args.size() != 1) {
       done(c, "BAD", "UID EXPUNGE needs a set");
@@ -213,13 +213,13 @@ Outcome ImapSession::search(const Command& c, std::string& out) {
   std::vector<uint32_t> hits;  // uids
   uint64_t max_modseq = 0;
   imap::SearchSubject subject;
-  subject.largest_seq = static_cast<uint32_t>(sel.uids.size());
+  subject.largest_seq = sel.uids.size();
   subject.largest_uid = sel.largest_uid();
   bool decrypt = prog->needs_body || prog->needs_headers;
   constexpr std::size_t chunk = 256;
-  for (std::size_t i = 0; i < sel.uids.size(); i += chunk) {
-    std::size_t end = std::min(sel.uids.size(), i + chunk);
-    std::span<const uint32_t> part(sel.uids.data() + i, end - i);
+  for (uint32_t i = 0; i < sel.uids.size(); i += chunk) {
+    uint32_t end = std::min<uint32_t>(sel.uids.size(), i + chunk);
+    std::vector<uint32_t> part = sel.uids.slice(i + 1, end);
     // The records carry the metadata too; without decryption the metadata is enough.
     std::vector<store::MessageRecord> records;
     std::vector<store::MessageMeta> metas;

@@ -3,35 +3,91 @@
 
 namespace postern::server {
 
+namespace {
+
+boost::system::error_code ssl_error(SSL* ssl, int r) {
+  int e = SSL_get_error(ssl, r);
+  if (e == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  unsigned long code = ERR_get_error();
+  // SSL_ERROR_SYSCALL with an empty error queue: the peer closed the connection.
+  if (e == SSL_ERROR_SYSCALL && code == 0) return asio::error::eof;
+  if (code == 0) return asio::error::fault;
+  return {static_cast<int>(code), asio::error::get_ssl_category()};
+}
+
+bool wants_io(int e) {
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+}  // namespace
+
+asio::awaitable<boost::system::error_code> Stream::wait_for(int ssl_want) {
+  auto what = ssl_want == SSL_ERROR_WANT_WRITE ? tcp::socket::wait_write : tcp::socket::wait_read;
+  auto [ec] = co_await sock_.async_wait(what, nothrow_awaitable);
+  co_return ec;
+}
+
 asio::awaitable<std::pair<boost::system::error_code, std::size_t>> Stream::read_some(
     asio::mutable_buffer b) {
-  if (tls_) {
-    auto [ec, n] = co_await tls_->async_read_some(b, nothrow_awaitable);
+  if (!ssl_) {
+    auto [ec, n] = co_await sock_.async_read_some(b, nothrow_awaitable);
     co_return std::make_pair(ec, n);
   }
-  auto [ec, n] = co_await sock_.async_read_some(b, nothrow_awaitable);
-  co_return std::make_pair(ec, n);
+  while (true) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
+    if (r == 1) co_return std::make_pair(boost::system::error_code(), n);
+    int e = SSL_get_error(ssl_.get(), r);
+    if (!wants_io(e)) co_return std::make_pair(ssl_error(ssl_.get(), r), std::size_t{0});
+    if (auto ec = co_await wait_for(e)) co_return std::make_pair(ec, std::size_t{0});
+  }
 }
 
 asio::awaitable<boost::system::error_code> Stream::write(std::string data) {
-  if (tls_) {
-    auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(data), nothrow_awaitable);
+  if (!ssl_) {
+    auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(data), nothrow_awaitable);
     co_return ec;
   }
-  auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(data), nothrow_awaitable);
-  co_return ec;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_write_ex(ssl_.get(), data.data() + done, data.size() - done, &n);
+    if (r == 1) {
+      done += n;
+      continue;
+    }
+    int e = SSL_get_error(ssl_.get(), r);
+    if (!wants_io(e)) co_return ssl_error(ssl_.get(), r);
+    if (auto ec = co_await wait_for(e)) co_return ec;
+  }
+  co_return boost::system::error_code();
 }
 
 asio::awaitable<boost::system::error_code> Stream::start_tls(asio::ssl::context& ctx) {
-  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, ctx);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, nothrow_awaitable);
-  co_return ec;
+  boost::system::error_code ec;
+  sock_.non_blocking(true, ec);
+  if (ec) co_return ec;
+  ssl_.reset(SSL_new(ctx.native_handle()));
+  if (!ssl_ || SSL_set_fd(ssl_.get(), static_cast<int>(sock_.native_handle())) != 1)
+    co_return asio::error::no_memory;
+  // Writes resume from where a partial write stopped, with the rest of the same string.
+  SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_set_accept_state(ssl_.get());
+  while (true) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) co_return boost::system::error_code();
+    int e = SSL_get_error(ssl_.get(), r);
+    if (!wants_io(e)) co_return ssl_error(ssl_.get(), r);
+    if (auto wec = co_await wait_for(e)) co_return wec;
+  }
 }
 
 std::string Stream::cipher() const {
-  if (!tls_) return {};
-  const SSL* ssl = const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle();
-  return std::string(SSL_get_version(ssl)) + ":" + SSL_get_cipher_name(ssl);
+  if (!ssl_) return {};
+  return std::string(SSL_get_version(ssl_.get())) + ":" + SSL_get_cipher_name(ssl_.get());
 }
 
 asio::awaitable<void> Watchdog::watch(std::shared_ptr<Watchdog> w) {

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 5> migrations = {
+inline constexpr std::array<const char*, 6> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -79,6 +79,24 @@ ALTER TABLE messages ADD COLUMN wrapped_key BLOB NOT NULL DEFAULT x'';
     // 5: per-account storage quota (0: none).
     R"sql(
 ALTER TABLE accounts ADD COLUMN quota_bytes INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 6: the ciphertext columns move to their own table, so that listing a mailbox (SELECT,
+    // flags, sizes) reads small rows and never pages through keys and summaries.
+    R"sql(
+CREATE TABLE message_data(
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  sealed_key BLOB NOT NULL,
+  summary BLOB NOT NULL,
+  wrapped_key BLOB NOT NULL DEFAULT x'',
+  PRIMARY KEY(mailbox_id, uid),
+  FOREIGN KEY(mailbox_id, uid) REFERENCES messages(mailbox_id, uid)
+    ON DELETE CASCADE ON UPDATE CASCADE) WITHOUT ROWID;
+INSERT INTO message_data(mailbox_id, uid, sealed_key, summary, wrapped_key)
+  SELECT mailbox_id, uid, sealed_key, summary, wrapped_key FROM messages;
+ALTER TABLE messages DROP COLUMN sealed_key;
+ALTER TABLE messages DROP COLUMN summary;
+ALTER TABLE messages DROP COLUMN wrapped_key;
 )sql",
 };
 

@@ -404,8 +404,10 @@ class SqliteStore final : public Store {
               "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
               "WHERE id = ? RETURNING uidnext - 1, highestmodseq");
     Stmt ins(writer_.get(),
-             "INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, blob_id, "
-             "sealed_key, summary, flags) VALUES (?,?,?,?,?,?,?,?,?)");
+             "INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, blob_id, flags) "
+             "VALUES (?,?,?,?,?,?,?)");
+    Stmt data(writer_.get(),
+              "INSERT INTO message_data(mailbox_id, uid, sealed_key, summary) VALUES (?,?,?,?)");
     Stmt seen(writer_.get(),
               "SELECT uid FROM recent_deliveries WHERE mailbox_id = ? AND digest = ?");
     Stmt remember(writer_.get(),
@@ -436,8 +438,12 @@ class SqliteStore final : public Store {
       ins.bind(1, m.mailbox_id).bind(2, static_cast<int64_t>(a.uid));
       ins.bind(3, static_cast<int64_t>(a.modseq)).bind(4, m.internal_date);
       ins.bind(5, static_cast<int64_t>(m.size)).bind(6, m.blob_id);
-      ins.bind_blob(7, m.sealed_key).bind_blob(8, m.summary).bind(9, m.flags);
+      ins.bind(7, m.flags);
       if (auto r = ins.run("insert message"); !r) return r.error();
+      data.reset();
+      data.bind(1, m.mailbox_id).bind(2, static_cast<int64_t>(a.uid));
+      data.bind_blob(3, m.sealed_key).bind_blob(4, m.summary);
+      if (auto r = data.run("insert message data"); !r) return r.error();
       if (!m.dedupe_digest.empty()) {
         remember.reset();
         remember.bind(1, m.mailbox_id).bind_blob(2, m.dedupe_digest);
@@ -470,9 +476,9 @@ class SqliteStore final : public Store {
     auto c = reader();
     if (!c) return c.error();
     Stmt s(c->get(),
-           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
-           "wrapped_key "
-           "FROM messages WHERE mailbox_id = ? ORDER BY uid");
+           "SELECT m.uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
+           "wrapped_key FROM messages m JOIN message_data d USING (mailbox_id, uid) "
+           "WHERE m.mailbox_id = ? ORDER BY m.uid");
     s.bind(1, mailbox_id);
     std::vector<MessageRecord> out;
     if (auto r = for_each_row(s, c->get(), "list messages",
@@ -684,8 +690,9 @@ class SqliteStore final : public Store {
     if (!c) return c.error();
     // One range scan, filtered: clients ask for runs of uids ("1:*"), rarely scattered ones.
     Stmt s(c->get(),
-           "SELECT uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
-           "wrapped_key FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
+           "SELECT m.uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
+           "wrapped_key FROM messages m JOIN message_data d USING (mailbox_id, uid) "
+           "WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid");
     s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
     s.bind(3, static_cast<int64_t>(uids.back()));
     out.reserve(uids.size());
@@ -708,7 +715,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(write_mu_);
     Transaction tx(writer_);
     if (auto r = tx.begin(); !r) return r;
-    Stmt u(writer_.get(), "UPDATE messages SET wrapped_key = ? WHERE mailbox_id = ? AND uid = ?");
+    Stmt u(writer_.get(),
+           "UPDATE message_data SET wrapped_key = ? WHERE mailbox_id = ? AND uid = ?");
     for (const auto& [uid, key] : keys) {
       u.reset();
       u.bind_blob(1, key).bind(2, mailbox_id).bind(3, static_cast<int64_t>(uid));
@@ -783,10 +791,13 @@ class SqliteStore final : public Store {
               "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
               "WHERE id = ? RETURNING uidnext - 1, highestmodseq");
     Stmt cp(writer_.get(),
-            "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, "
-            "sealed_key, summary, wrapped_key) SELECT ?1, ?2, ?3, flags, internal_date, size, "
-            "blob_id, sealed_key, summary, wrapped_key FROM messages WHERE mailbox_id = ?4 AND "
-            "uid = ?5");
+            "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id) "
+            "SELECT ?1, ?2, ?3, flags, internal_date, size, blob_id FROM messages "
+            "WHERE mailbox_id = ?4 AND uid = ?5");
+    Stmt cp_data(writer_.get(),
+                 "INSERT INTO message_data(mailbox_id, uid, sealed_key, summary, wrapped_key) "
+                 "SELECT ?1, ?2, sealed_key, summary, wrapped_key FROM message_data "
+                 "WHERE mailbox_id = ?3 AND uid = ?4");
     std::vector<uint32_t> copied;
     for (uint32_t uid : uids) {
       bump.reset();
@@ -801,6 +812,9 @@ class SqliteStore final : public Store {
       cp.bind(5, static_cast<int64_t>(uid));
       if (auto r = cp.run("copy message"); !r) return r.error();
       if (sqlite3_changes(writer_.get()) == 1) {
+        cp_data.reset();
+        cp_data.bind(1, to).bind(2, new_uid).bind(3, from).bind(4, static_cast<int64_t>(uid));
+        if (auto r = cp_data.run("copy message data"); !r) return r.error();
         out.uids.emplace_back(uid, static_cast<uint32_t>(new_uid));
         copied.push_back(uid);
       }

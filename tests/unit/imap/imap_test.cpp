@@ -2,6 +2,9 @@
 // sequence sets, mailbox names, LIST patterns, ENVELOPE and BODYSTRUCTURE, sections.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "imap/imap.hpp"
 
 namespace postern::imap {
@@ -177,6 +180,48 @@ TEST(ImapSearch, DecodesEncodedWordsAndTransferEncodings) {
   EXPECT_TRUE(search({"TEXT", "\"Café\""}));
   EXPECT_FALSE(search({"BODY", "\"Café\""}));
   EXPECT_EQ(mime::decode_header_value("=?x-unknown?Q?a?= b"), "=?x-unknown?Q?a?= b");
+}
+
+// UidList against a plain sorted vector, over random appends and erases.
+TEST(ImapUidList, MatchesAVectorModel) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    UidList list;
+    std::vector<uint32_t> model;
+    uint32_t next = 1;
+    for (int op = 0; op < 2000; ++op) {
+      if (model.empty() || rng() % 3 != 0) {
+        next += 1 + (rng() % 4 == 0 ? rng() % 5 : 0);
+        list.push_back(next);
+        model.push_back(next);
+      } else {
+        uint32_t victim = model[rng() % model.size()];
+        list.erase(victim);
+        model.erase(std::find(model.begin(), model.end(), victim));
+      }
+      if (op % 97 == 0) {
+        ASSERT_EQ(list.size(), model.size());
+        ASSERT_EQ(list.all(), model);
+        for (std::size_t i = 0; i < model.size(); i += 13) {
+          ASSERT_EQ(list.seq_of(model[i]), i + 1);
+          ASSERT_EQ(list.at(static_cast<uint32_t>(i + 1)), model[i]);
+        }
+        ASSERT_EQ(list.seq_of(next + 1), 0u);
+        if (!model.empty()) {
+          uint32_t lo = model[model.size() / 3], hi = model[model.size() / 2];
+          std::vector<uint32_t> want;
+          for (uint32_t u : model)
+            if (u >= lo && u <= hi) want.push_back(u);
+          ASSERT_EQ(list.between(lo, hi), want);
+          ASSERT_EQ(list.largest(), model.back());
+        }
+      }
+    }
+  }
+  UidList contiguous;
+  for (uint32_t u = 1; u <= 5000; ++u) contiguous.push_back(u);
+  EXPECT_EQ(contiguous.runs(), 1u);
+  EXPECT_EQ(contiguous.slice(4999, 5000), (std::vector<uint32_t>{4999, 5000}));
 }
 
 }  // namespace

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <sqlite3.h>
 #include "base/fs.hpp"
 #include "base/random.hpp"
+
+#include "store/sqlite/migrations.hpp"
 #include "store/store.hpp"
 
 namespace postern::store {
@@ -167,6 +170,55 @@ TEST_F(StoreTest, DuplicateDigestsAreNotStoredTwice) {
   auto again = store_->append_messages(std::span(&m, 1));
   EXPECT_FALSE((*again)[0].duplicate);
   EXPECT_EQ(store_->messages(inbox->id)->size(), 2u);
+}
+
+// A database made by an earlier version (schema 5, ciphertext in `messages`) upgrades with its
+// messages intact: the data moves to message_data, copies and expunges keep working.
+TEST(StoreMigration, Version5MessagesSurviveTheSplit) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("postern-migrate-" + base::system_random().token(6));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "db").string();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string sql = "CREATE TABLE schema_version(version INTEGER NOT NULL);";
+    for (int v = 0; v < 5; ++v) sql += sqlite::migrations[static_cast<std::size_t>(v)];
+    sql +=
+        "INSERT INTO schema_version VALUES (5);"
+        "INSERT INTO accounts(id, address, created, storage_public, keyring) "
+        "VALUES (1, 'a@x.test', 1, 'pub', 'ring');"
+        "INSERT INTO mailboxes(id, account_id, name, uidvalidity, uidnext, highestmodseq) "
+        "VALUES (1, 1, 'INBOX', 9, 3, 3), (2, 1, 'Archive', 9, 1, 1);"
+        "INSERT INTO messages(mailbox_id, uid, modseq, flags, internal_date, size, blob_id, "
+        "sealed_key, summary, wrapped_key) VALUES (1, 1, 2, '\\Seen', 100, 10, 'b1', 'k1', "
+        "'s1', ''), (1, 2, 3, '', 200, 20, 'b2', 'k2', 's2', 'w2');";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto s = open_sqlite(path, {});
+  ASSERT_TRUE(s) << s.error().describe();
+  auto& store = **s;
+  std::vector<uint32_t> both = {1, 2};
+  auto recs = store.messages_by_uid(1, both);
+  ASSERT_TRUE(recs);
+  ASSERT_EQ(recs->size(), 2u);
+  EXPECT_EQ((*recs)[0].sealed_key, "k1");
+  EXPECT_EQ((*recs)[0].summary, "s1");
+  EXPECT_EQ((*recs)[0].flags, "\\Seen");
+  EXPECT_EQ((*recs)[1].wrapped_key, "w2");
+  EXPECT_EQ((*recs)[1].blob_id, "b2");
+  auto copied = store.copy_messages(1, both, 2, true);
+  ASSERT_TRUE(copied);
+  EXPECT_TRUE(copied->removed.unreferenced_blobs.empty());  // the copies still use them
+  auto moved = store.messages(2);
+  ASSERT_TRUE(moved);
+  ASSERT_EQ(moved->size(), 2u);
+  EXPECT_EQ((*moved)[1].summary, "s2");
+  EXPECT_TRUE(store.check_integrity());
+  s->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
