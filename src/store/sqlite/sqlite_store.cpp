@@ -688,21 +688,53 @@ class SqliteStore final : public Store {
     if (uids.empty()) return out;
     auto c = reader();
     if (!c) return c.error();
-    // One range scan, filtered: clients ask for runs of uids ("1:*"), rarely scattered ones.
-    Stmt s(c->get(),
-           "SELECT m.uid, modseq, flags, internal_date, size, blob_id, sealed_key, summary, "
-           "wrapped_key FROM messages m JOIN message_data d USING (mailbox_id, uid) "
-           "WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid");
-    s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
-    s.bind(3, static_cast<int64_t>(uids.back()));
+    // Two range scans merged by uid (clients ask for runs of uids, "1:*"): a join would seek
+    // message_data once per row. One read transaction keeps both scans consistent.
+    if (auto r = c->exec("BEGIN"); !r) return r.error();
+    struct End {
+      Lease& c;
+      ~End() { (void)c.exec("COMMIT"); }
+    } end{*c};
+    Stmt m(c->get(),
+           "SELECT uid, modseq, flags, internal_date, size, blob_id FROM messages "
+           "WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
+    Stmt d(c->get(),
+           "SELECT uid, sealed_key, summary, wrapped_key FROM message_data "
+           "WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
+    for (Stmt* st : {&m, &d}) {
+      st->bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
+      st->bind(3, static_cast<int64_t>(uids.back()));
+    }
     out.reserve(uids.size());
     std::size_t next = 0;
-    if (auto r = for_each_row(s, c->get(), "messages",
+    if (auto r = for_each_row(m, c->get(), "messages",
                               [&](Stmt& st) {
                                 auto uid = static_cast<uint32_t>(st.int64(0));
                                 while (next < uids.size() && uids[next] < uid) ++next;
-                                if (next < uids.size() && uids[next] == uid)
-                                  out.push_back(read_record(st, mailbox_id));
+                                if (next < uids.size() && uids[next] == uid) {
+                                  MessageRecord rec;
+                                  rec.mailbox_id = mailbox_id;
+                                  rec.uid = uid;
+                                  rec.modseq = static_cast<uint64_t>(st.int64(1));
+                                  rec.flags = st.text(2);
+                                  rec.internal_date = st.int64(3);
+                                  rec.size = static_cast<uint64_t>(st.int64(4));
+                                  rec.blob_id = st.text(5);
+                                  out.push_back(std::move(rec));
+                                }
+                              });
+        !r)
+      return r.error();
+    std::size_t i = 0;
+    if (auto r = for_each_row(d, c->get(), "message data",
+                              [&](Stmt& st) {
+                                auto uid = static_cast<uint32_t>(st.int64(0));
+                                while (i < out.size() && out[i].uid < uid) ++i;
+                                if (i < out.size() && out[i].uid == uid) {
+                                  out[i].sealed_key = st.blob(1);
+                                  out[i].summary = st.blob(2);
+                                  out[i].wrapped_key = st.blob(3);
+                                }
                               });
         !r)
       return r.error();
