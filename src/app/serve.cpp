@@ -56,6 +56,7 @@ int serve(const std::string& config_path, std::ostream& err) {
   opt.imap.idle_timeout = std::chrono::seconds(c.imap_idle_timeout_seconds);
   opt.imap.max_connections = static_cast<std::size_t>(c.imap_max_connections);
   opt.imap.max_connections_per_ip = static_cast<std::size_t>(c.imap_max_connections_per_ip);
+  opt.imap.argon2 = argon2_params(c);
 
   // TLS keys are read and ports bound before the privilege drop; every data file is opened
   // after it.

@@ -38,11 +38,15 @@ inline std::error_code make_error_code(Errc e) {
 struct Limits {
   std::size_t max_line = std::size_t{64} * 1024;    // one line of a command, literals excluded
   std::size_t max_literal = std::size_t{64} << 20;  // APPEND's message
-  std::size_t max_literals = 64;                    // per command
-  std::size_t max_depth = 16;                       // parenthesised list nesting
-  std::size_t max_tokens = 20000;                   // per command
-  std::size_t max_ranges = 10000;                   // per sequence set
-  std::size_t max_search_keys = 200;                // per SEARCH program
+  // Before login a client may send only small literals (a user name, a password), and no
+  // LITERAL+ literal over 4096 bytes (RFC 7888 LITERAL- size).
+  std::size_t max_literal_before_login = 8192;
+  std::size_t max_command = (std::size_t{64} << 20) + (std::size_t{1} << 20);  // all of it
+  std::size_t max_literals = 64;                                               // per command
+  std::size_t max_depth = 16;         // parenthesised list nesting
+  std::size_t max_tokens = 20000;     // per command
+  std::size_t max_ranges = 10000;     // per sequence set
+  std::size_t max_search_keys = 200;  // per SEARCH program
 };
 
 // Splits the byte stream into complete commands. A synchronising literal ({n}) needs a
@@ -50,6 +54,8 @@ struct Limits {
 class CommandReader {
  public:
   explicit CommandReader(const Limits& limits) : limits_(limits) {}
+  // Literals up to max_literal once the client has logged in; max_literal_before_login until.
+  void set_logged_in(bool yes) { logged_in_ = yes; }
   void feed(std::string_view data) { buf_.append(data); }
 
   enum class Status {
@@ -71,11 +77,13 @@ class CommandReader {
 
  private:
   Limits limits_;
+  void consume(std::size_t n);
   std::string buf_;
   std::size_t line_start_ = 0;    // start of the line being scanned
   std::size_t literal_left_ = 0;  // literal bytes still to arrive
   std::size_t literals_ = 0;
   bool can_continue_ = true;
+  bool logged_in_ = false;
   std::string ready_;
 };
 
@@ -97,6 +105,9 @@ struct Command {
 // Parses one command as returned by CommandReader::take_command(). On error, *tag receives the
 // tag when one could be read, so the reply can be "<tag> BAD".
 Result<Command> parse_command(std::string_view text, const Limits& limits, std::string* tag);
+
+// A number as IMAP writes them (RFC 9051 9: number64): digits only, no sign, no spaces.
+std::optional<uint64_t> parse_number(std::string_view text);
 
 // Sequence sets (RFC 9051 9: sequence-set). `*` is max_value.
 struct Range {
@@ -124,7 +135,9 @@ class UidList {
   uint32_t seq_of(uint32_t uid) const;  // 1-based; 0 when absent
   uint32_t at(uint32_t seq) const;      // the uid at a sequence number in 1..size()
   void push_back(uint32_t uid);         // uid > largest()
-  void erase(uint32_t uid);             // later sequence numbers move down by one
+  // Removes these uids (ascending; absent ones are ignored), in one pass over the runs; later
+  // sequence numbers move down.
+  void erase_all(const std::vector<uint32_t>& sorted_uids);
   std::vector<uint32_t> between(uint32_t lo, uint32_t hi) const;             // uids in [lo, hi]
   std::vector<uint32_t> slice(uint32_t first_seq, uint32_t last_seq) const;  // by seq, inclusive
   std::vector<uint32_t> all() const { return slice(1, size_); }

@@ -213,6 +213,14 @@ Result<Command> parse_command(std::string_view text, const Limits& limits, std::
   return cmd;
 }
 
+std::optional<uint64_t> parse_number(std::string_view text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
 bool SequenceSet::contains(uint32_t n, uint32_t largest) const {
   for (auto r : ranges) {
     uint32_t lo = r.lo == star ? largest : r.lo;

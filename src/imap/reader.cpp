@@ -2,6 +2,7 @@
 //
 // Security: a command is held in memory until complete, so its size is bounded: lines by
 // max_line, literals by max_literal and their count by max_literals.
+#include <algorithm>
 #include <charconv>
 
 #include "imap/imap.hpp"
@@ -47,21 +48,24 @@ CommandReader::Status CommandReader::next() {
       if (buf_.size() - line_start_ > limits_.max_line) return Status::too_long;
       return Status::need_more;
     }
+    if (eol > limits_.max_command) return Status::too_long;
     std::string_view line(buf_.data() + line_start_, eol - line_start_);
     if (line.size() > limits_.max_line) return Status::too_long;
     auto marker = literal_marker(line);
     if (!marker) {
       ready_ = buf_.substr(0, eol + 2);
-      buf_.erase(0, eol + 2);
+      consume(eol + 2);
       line_start_ = 0;
       literals_ = 0;
       return Status::command;
     }
     if (++literals_ > limits_.max_literals) return Status::too_long;
-    if (marker->size > limits_.max_literal) {
+    std::size_t max = logged_in_ ? limits_.max_literal : limits_.max_literal_before_login;
+    if (!logged_in_ && !marker->synchronising) max = std::min<std::size_t>(max, 4096);
+    if (marker->size > max || eol + 2 + marker->size > limits_.max_command) {
       can_continue_ = marker->synchronising;
       ready_ = buf_.substr(0, eol + 2);  // for tag()
-      buf_.erase(0, eol + 2);
+      consume(eol + 2);
       line_start_ = 0;
       literals_ = 0;
       return Status::literal_too_big;
@@ -70,6 +74,13 @@ CommandReader::Status CommandReader::next() {
     literal_left_ = marker->size;
     if (marker->synchronising) return Status::continuation;
   }
+}
+
+void CommandReader::consume(std::size_t n) {
+  // The consumed bytes may hold a password: zero them before the rest moves over them, so no
+  // copy is left in the buffer's spare capacity.
+  std::fill(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n), '\0');
+  buf_.erase(0, n);
 }
 
 std::string CommandReader::take_command() {

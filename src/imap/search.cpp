@@ -5,7 +5,6 @@
 // of NOT/OR chains; list nesting is bounded by the tokenizer.
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <map>
 
 #include "imap/imap.hpp"
@@ -145,15 +144,13 @@ class Parser {
       if (name == "MODSEQ") {
         prog_.uses_modseq = true;
         // Optional entry name and type (RFC 7162): "/flags/\\seen" all; accepted, ignored.
-        if (pos_ + 2 < t_.size() + 0 && t_[pos_].kind == Token::Kind::string) pos_ += 2;
+        if (pos_ + 2 < t_.size() && t_[pos_].kind == Token::Kind::string) pos_ += 2;
       }
       auto s = string_arg();
       if (!s) return s.error();
-      uint64_t v = 0;
-      auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-      if (s->empty() || ec != std::errc() || p != s->data() + s->size())
-        return Error(Errc::syntax, "bad number");
-      k.num = static_cast<int64_t>(std::min<uint64_t>(v, INT64_MAX));
+      auto v = parse_number(*s);
+      if (!v) return Error(Errc::syntax, "bad number");
+      k.num = static_cast<int64_t>(std::min<uint64_t>(*v, INT64_MAX));
       return {};
     }
     if (name == "NOT") {

@@ -30,32 +30,30 @@ void UidList::push_back(uint32_t uid) {
   ++size_;
 }
 
-void UidList::erase(uint32_t uid) {
-  auto it = std::upper_bound(runs_.begin(), runs_.end(), uid,
-                             [](uint32_t u, const Run& r) { return u < r.first; });
-  if (it == runs_.begin()) return;
-  --it;
-  uint32_t offset = uid - it->first;
-  if (offset >= it->count) return;
-  std::size_t index = static_cast<std::size_t>(it - runs_.begin());
-  if (it->count == 1) {
-    runs_.erase(it);
-  } else if (offset == 0) {
-    ++it->first;
-    --it->count;
-    ++index;  // this run keeps its start
-  } else if (offset == it->count - 1) {
-    --it->count;
-    ++index;
-  } else {
-    Run tail{uid + 1, it->count - offset - 1, it->start + offset + 1};
-    it->count = offset;
-    runs_.insert(it + 1, tail);
-    ++index;
+void UidList::erase_all(const std::vector<uint32_t>& sorted) {
+  if (sorted.empty()) return;
+  std::vector<Run> out;
+  out.reserve(runs_.size() + sorted.size());
+  std::size_t k = 0;
+  uint32_t seq = 0;
+  auto add = [&](uint32_t first, uint32_t count) {
+    if (count == 0) return;
+    out.push_back({first, count, seq});
+    seq += count;
+  };
+  for (const Run& r : runs_) {
+    uint32_t first = r.first;
+    uint32_t end = r.first + r.count;  // one past the run
+    while (k < sorted.size() && sorted[k] < first) ++k;
+    while (k < sorted.size() && sorted[k] < end) {
+      add(first, sorted[k] - first);
+      first = sorted[k] + 1;
+      ++k;
+    }
+    add(first, end - first);
   }
-  for (std::size_t i = index; i < runs_.size(); ++i) --runs_[i].start;
-  --size_;
-  if (runs_.capacity() > 2 * runs_.size() + 8) runs_.shrink_to_fit();
+  runs_ = std::move(out);
+  size_ = seq;
 }
 
 std::vector<uint32_t> UidList::between(uint32_t lo, uint32_t hi) const {

@@ -73,13 +73,11 @@ Result<FetchItem> parse_item(const std::string& text, const imap::Limits& limits
     std::string inner = rest.substr(1, rest.size() - 2);
     std::size_t dot = inner.find('.');
     if (dot == std::string::npos) return Error(imap::Errc::syntax, "bad partial");
-    try {
-      it.partial_start = std::stoull(inner.substr(0, dot));
-      it.partial_length = std::stoull(inner.substr(dot + 1));
-    } catch (const std::exception&) {
-      return Error(imap::Errc::syntax, "bad partial");
-    }
-    if (it.partial_length == 0) return Error(imap::Errc::syntax, "bad partial");
+    auto start = imap::parse_number(std::string_view(inner).substr(0, dot));
+    auto length = imap::parse_number(std::string_view(inner).substr(dot + 1));
+    if (!start || !length || *length == 0) return Error(imap::Errc::syntax, "bad partial");
+    it.partial_start = *start;
+    it.partial_length = *length;
     it.has_partial = true;
     it.label += "<" + std::to_string(it.partial_start) + ">";
   }
@@ -144,9 +142,8 @@ Outcome ImapSession::fetch(const Command& c, std::string& out) {
     for (std::size_t k = 0; k < m.items.size(); ++k) {
       std::string n = upper(m.items[k].text);
       if (n == "CHANGEDSINCE" && k + 1 < m.items.size()) {
-        try {
-          f->changed_since = std::stoull(m.items[++k].text);
-        } catch (const std::exception&) {
+        f->changed_since = imap::parse_number(m.items[++k].text);
+        if (!f->changed_since) {
           done(c, "BAD", "Invalid CHANGEDSINCE");
           return {};
         }
@@ -210,10 +207,11 @@ Outcome ImapSession::fetch_batch(std::string& out) {
   Fetch& f = *fetch_;
   auto& sel = *selected_;
   std::size_t start_size = out.size();
-  while (f.next < f.uids.size() && out.size() - start_size < batch_bytes) {
+  bool full = false;
+  while (f.next < f.uids.size() && !full) {
+    std::size_t base = f.next;
     std::size_t end = std::min(f.uids.size(), f.next + batch_messages);
     std::span<const uint32_t> part(f.uids.data() + f.next, end - f.next);
-    f.next = end;
     // Metadata (and, when needed, the encrypted records) of this batch, as the store has it
     // now; messages expunged meanwhile are skipped.
     bool need_records = f.needs_summary || f.needs_content;
@@ -242,7 +240,6 @@ Outcome ImapSession::fetch_batch(std::string& out) {
       metas = std::move(*r);
     }
     // \Seen first, so the FLAGS in the response are the new ones.
-    std::vector<uint32_t> now_seen;  // their FETCH responses carry the new FLAGS
     if (f.sets_seen) {
       std::vector<uint32_t> unseen;
       for (const auto& m : metas)
@@ -254,23 +251,34 @@ Outcome ImapSession::fetch_batch(std::string& out) {
                                                   std::nullopt);
         if (r) {
           for (const auto& ch : r->changed) {
-            auto it = std::find_if(metas.begin(), metas.end(),
-                                   [&](const store::MessageMeta& m) { return m.uid == ch.uid; });
+            auto it =
+                std::lower_bound(metas.begin(), metas.end(), ch.uid,
+                                 [](const store::MessageMeta& m, uint32_t u) { return m.uid < u; });
+            if (it == metas.end() || it->uid != ch.uid) continue;
             it->flags = ch.flags;
             it->modseq = ch.modseq;
-            now_seen.push_back(ch.uid);
+            f.now_seen.push_back(ch.uid);
             sel.own_changes.emplace_back(ch.uid, ch.modseq);
           }
           notify_changes();
         }
       }
     }
+    f.next = end;
     for (std::size_t k = 0; k < metas.size(); ++k) {
       const store::MessageMeta& st = metas[k];
       uint32_t u = st.uid;
-      if (f.changed_since && st.modseq <= *f.changed_since &&
-          std::find(now_seen.begin(), now_seen.end(), u) == now_seen.end())
-        continue;
+      // The size budget is checked per message: a batch of large messages must not pile up.
+      if (out.size() - start_size >= batch_bytes) {
+        f.next = static_cast<std::size_t>(
+            std::lower_bound(f.uids.begin() + static_cast<std::ptrdiff_t>(base),
+                             f.uids.begin() + static_cast<std::ptrdiff_t>(end), u) -
+            f.uids.begin());
+        full = true;
+        break;
+      }
+      bool seen_now = std::binary_search(f.now_seen.begin(), f.now_seen.end(), u);
+      if (f.changed_since && st.modseq <= *f.changed_since && !seen_now) continue;
       Opened opened;
       if (need_records) {
         auto o = open_message(records[k], f.needs_content);
@@ -374,8 +382,7 @@ Outcome ImapSession::fetch_batch(std::string& out) {
         }
       }
       if (f.uid && !have_uid) add("UID " + std::to_string(u));
-      if (!have_flags && std::find(now_seen.begin(), now_seen.end(), u) != now_seen.end())
-        add("FLAGS " + imap::format_flags(st.flags));
+      if (!have_flags && seen_now) add("FLAGS " + imap::format_flags(st.flags));
       if ((condstore_ || f.changed_since) && !have_modseq)
         add("MODSEQ (" + std::to_string(st.modseq) + ")");
       out += line + ")\r\n";

@@ -21,6 +21,7 @@ struct Step {
 // IDLE's wake-up: set on the strand by the change bus, read on the strand by the session.
 struct IdleState {
   bool idling = false;
+  bool reading = false;  // waiting for the client: the only time a wake-up may cancel
   bool notified = false;
   tcp::socket* socket = nullptr;
 };
@@ -128,9 +129,10 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
     }
     // A complete command.
     std::string text = reader.take_command();
-    auto run = [session, text = std::move(text)]() -> Result<Step> {
+    auto run = [session, text = std::move(text)]() mutable -> Result<Step> {
       Step s;
       s.outcome = session->execute(text, s.out);
+      crypto::wipe(text);  // it may have held a password
       return s;
     };
     auto step = co_await run_blocking<Result<Step>>(*shared->pool, std::move(run));
@@ -140,8 +142,10 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
       co_await stream.write(std::move(bye));
       break;
     }
-    if (co_await stream.write(std::move(step->out))) break;
-    while (step->outcome.more) {
+    // A write that fails or is cancelled leaves the client with part of a response: the
+    // session cannot go on.
+    bool write_failed = static_cast<bool>(co_await stream.write(std::move(step->out)));
+    while (!write_failed && step->outcome.more) {
       auto more = [session]() -> Result<Step> {
         Step s;
         s.outcome = session->resume(s.out);
@@ -149,9 +153,11 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
       };
       step = co_await run_blocking<Result<Step>>(*shared->pool, std::move(more));
       if (!step) break;
-      if (co_await stream.write(std::move(step->out))) break;
+      write_failed = static_cast<bool>(co_await stream.write(std::move(step->out)));
     }
-    if (!step || step->outcome.close) break;
+    if (write_failed) end_reason = "write error";
+    if (write_failed || !step || step->outcome.close) break;
+    reader.set_logged_in(session->authenticated());
     if (step->outcome.start_tls) {
       // Anything pipelined after STARTTLS was sent in clear: discard it.
       reader = imap::CommandReader(settings.limits);
@@ -172,26 +178,35 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
           if (!s) return;
           s->notified = true;
           boost::system::error_code ignored;
-          if (s->idling) s->socket->cancel(ignored);
+          if (s->idling && s->reading) s->socket->cancel(ignored);
         });
       });
     }
     if (!step->outcome.idle) continue;
     // IDLE: report changes as they happen until the client says DONE.
+    // A wake-up that came while the IDLE command itself ran stays set: the first pass
+    // reports it.
     idle->idling = true;
-    idle->notified = false;
     bool idle_over = false;
     while (!idle_over) {
       if (idle->notified) {
         idle->notified = false;
-        auto updates = [session]() -> Result<std::string> {
-          std::string out;
-          session->idle_updates(out);
-          return out;
+        auto updates = [session]() -> Result<Step> {
+          Step s;
+          s.outcome.close = !session->idle_updates(s.out);
+          return s;
         };
-        auto u = co_await run_blocking<Result<std::string>>(*shared->pool, std::move(updates));
-        if (u && !u->empty())
-          if (co_await stream.write(std::move(*u))) break;
+        auto u = co_await run_blocking<Result<Step>>(*shared->pool, std::move(updates));
+        bool failed = !u;
+        if (u && !u->out.empty()) {
+          std::string text = std::move(u->out);
+          failed = static_cast<bool>(co_await stream.write(std::move(text)));
+        }
+        if (failed || u->outcome.close) {
+          end_reason = failed ? "write error" : "mailbox deleted";
+          running = false;
+          break;
+        }
       }
       auto st = reader.next();
       if (st == imap::CommandReader::Status::command) {
@@ -210,7 +225,9 @@ asio::awaitable<void> imap_session(tcp::socket socket, std::shared_ptr<ImapShare
       watchdog->waiting_for_command(true);
       boost::system::error_code rec;
       std::size_t n = 0;
+      idle->reading = true;
       if (!shared->draining()) std::tie(rec, n) = co_await stream.read_some(asio::buffer(buffer));
+      idle->reading = false;
       watchdog->waiting_for_command(false);
       if (rec == asio::error::operation_aborted && idle->notified && !watchdog->expired() &&
           !shared->draining())

@@ -70,6 +70,7 @@ struct ImapSession::Fetch {
   std::vector<FetchItem> items;
   bool needs_summary = false, needs_content = false, sets_seen = false;
   std::optional<uint64_t> changed_since;
+  std::vector<uint32_t> now_seen;  // set \Seen by this FETCH (ascending): FLAGS go with them
 };
 
 // Flags as clients send them, checked and in canonical case: system flags as RFC 9051 spells

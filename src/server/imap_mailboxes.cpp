@@ -307,6 +307,7 @@ Outcome ImapSession::delete_(const Command& c, std::string&) {
     return {};
   }
   remove_blobs(*blobs);
+  notify_changes();  // sessions idling in it learn it is gone
   done(c, "OK", "DELETE completed");
   return {};
 }
@@ -433,13 +434,14 @@ Outcome ImapSession::select(const Command& c, std::string& out) {
       } else if (n == "QRESYNC" && qresync_ && k + 1 < p.items.size() &&
                  p.items[k + 1].kind == Token::Kind::list && p.items[k + 1].items.size() >= 2) {
         const auto& q = p.items[++k].items;
-        try {
-          q_uidvalidity = static_cast<uint32_t>(std::stoul(q[0].text));
-          q_modseq = std::stoull(q[1].text);
-        } catch (const std::exception&) {
+        auto validity = imap::parse_number(q[0].text);
+        auto modseq = imap::parse_number(q[1].text);
+        if (!validity || !modseq || *validity > imap::star) {
           done(c, "BAD", "Invalid QRESYNC parameters");
           return {};
         }
+        q_uidvalidity = static_cast<uint32_t>(*validity);
+        q_modseq = *modseq;
         if (q.size() >= 3 && q[2].kind == Token::Kind::atom) {
           auto set = imap::parse_sequence_set(q[2].text, ctx_.settings.limits);
           if (!set) {

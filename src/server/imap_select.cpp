@@ -15,28 +15,32 @@ Result<std::vector<uint32_t>> ImapSession::resolve_set(const Token& t, bool uid)
   auto set = imap::parse_sequence_set(t.text, ctx_.settings.limits);
   if (!set) return set.error();
   const auto& uids = selected_->uids;
-  std::vector<uint32_t> out;
   uint32_t count = uids.size();
+  uint32_t largest = uid ? selected_->largest_uid() : count;
+  if (!uid && count == 0) return Error(imap::Errc::bad_sequence, "mailbox is empty");
+  // Ranges are merged before they are expanded: "1:*,1:*,..." must not multiply the work.
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
   for (auto r : set->ranges) {
-    if (uid) {
-      uint32_t largest = selected_->largest_uid();
-      uint32_t lo = r.lo == imap::star ? largest : r.lo;
-      uint32_t hi = r.hi == imap::star ? largest : r.hi;
-      if (lo > hi) std::swap(lo, hi);
-      auto part = uids.between(lo, hi);
-      out.insert(out.end(), part.begin(), part.end());
-    } else {
-      if (count == 0) return Error(imap::Errc::bad_sequence, "mailbox is empty");
-      uint32_t lo = r.lo == imap::star ? count : r.lo;
-      uint32_t hi = r.hi == imap::star ? count : r.hi;
-      if (lo > hi) std::swap(lo, hi);
-      if (hi > count) return Error(imap::Errc::bad_sequence, "no such message");
-      auto part = uids.slice(lo, hi);
-      out.insert(out.end(), part.begin(), part.end());
-    }
+    uint32_t lo = r.lo == imap::star ? largest : r.lo;
+    uint32_t hi = r.hi == imap::star ? largest : r.hi;
+    if (lo > hi) std::swap(lo, hi);
+    if (!uid && hi > count) return Error(imap::Errc::bad_sequence, "no such message");
+    ranges.emplace_back(lo, hi);
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint32_t, uint32_t>> merged;
+  for (auto r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().second + 1)
+      merged.back().second = std::max(merged.back().second, r.second);
+    else
+      merged.push_back(r);
+  }
+  std::vector<uint32_t> out;
+  for (auto [lo, hi] : merged) {
+    auto part = uid ? uids.between(lo, hi) : uids.slice(lo, hi);
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  // Sequence ranges map to ascending uids too; merged ranges do not overlap.
   return out;
 }
 
@@ -53,12 +57,15 @@ void ImapSession::forget_uids(const std::vector<uint32_t>& gone, std::string& ou
   for (uint32_t u : gone)
     if (sel.seq_of(u)) known.push_back(u);
   if (known.empty()) return;
-  if (qresync_) out += "* VANISHED " + imap::format_set(known) + "\r\n";
-  for (uint32_t u : known) {
-    uint32_t seq = sel.seq_of(u);
-    if (!qresync_) out += "* " + std::to_string(seq) + " EXPUNGE\r\n";
-    sel.uids.erase(u);
+  std::sort(known.begin(), known.end());
+  if (qresync_) {
+    out += "* VANISHED " + imap::format_set(known) + "\r\n";
+  } else {
+    // In ascending order each EXPUNGE shifts the later sequence numbers down by one.
+    for (std::size_t i = 0; i < known.size(); ++i)
+      out += "* " + std::to_string(sel.seq_of(known[i]) - i) + " EXPUNGE\r\n";
   }
+  sel.uids.erase_all(known);
 }
 
 std::string ImapSession::fetch_flags_line(const store::MessageMeta& m) const {
@@ -88,6 +95,7 @@ Result<void> ImapSession::refresh(std::string& out, bool allow_expunge) {
   if (known_expunged && !allow_expunge) return {};
   forget_uids(ch->expunged, out);
   std::size_t before = sel.uids.size();
+  std::sort(sel.own_changes.begin(), sel.own_changes.end());
   std::vector<const store::MessageMeta*> reflagged;
   for (const auto& m : ch->changed) {
     if (!sel.seq_of(m.uid)) {
@@ -310,9 +318,8 @@ Outcome ImapSession::store(const Command& c, std::string& out) {
       done(c, "BAD", "Unknown STORE modifier");
       return {};
     }
-    try {
-      unchanged_since = std::stoull(m[1].text);
-    } catch (const std::exception&) {
+    unchanged_since = imap::parse_number(m[1].text);
+    if (!unchanged_since) {
       done(c, "BAD", "Invalid UNCHANGEDSINCE");
       return {};
     }
@@ -361,10 +368,15 @@ Outcome ImapSession::store(const Command& c, std::string& out) {
   if (!silent || unchanged_since) {
     // Changed messages with their new flags; unchanged ones (already so) as they are.
     std::vector<uint32_t> unchanged;
+    // Sorted, so membership is a binary search even for "1:*" on a large mailbox.
+    std::vector<uint32_t> changed_uids;
+    for (const auto& ch : r->changed) changed_uids.push_back(ch.uid);
+    std::sort(changed_uids.begin(), changed_uids.end());
+    std::vector<uint32_t> failed_uids = r->failed;
+    std::sort(failed_uids.begin(), failed_uids.end());
     for (uint32_t u : *set) {
-      bool failed = std::find(r->failed.begin(), r->failed.end(), u) != r->failed.end();
-      bool changed = std::any_of(r->changed.begin(), r->changed.end(),
-                                 [&](const store::FlagChange& ch) { return ch.uid == u; });
+      bool failed = std::binary_search(failed_uids.begin(), failed_uids.end(), u);
+      bool changed = std::binary_search(changed_uids.begin(), changed_uids.end(), u);
       if (!failed && !changed && !silent) unchanged.push_back(u);
     }
     std::vector<store::MessageMeta> report;

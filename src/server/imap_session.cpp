@@ -11,6 +11,7 @@
 #include <future>
 
 #include "base/log.hpp"
+#include "base/random.hpp"
 #include "server/imap_internal.hpp"
 
 namespace postern::server {
@@ -30,6 +31,15 @@ std::shared_ptr<const keys::UnlockedKeys> KeyRegistry::share(int64_t account_id,
                                                  });
   slot = made;
   return made;
+}
+
+const keys::Keyring& ImapContext::dummy_keyring() {
+  std::call_once(dummy_once_, [this] {
+    auto made = keys::create_account_keys("unknown@invalid", base::system_random().token(16),
+                                          settings.argon2);
+    if (made) dummy_ = std::move(made->keyring);
+  });
+  return dummy_;
 }
 
 std::size_t KeyRegistry::live() const {
@@ -184,15 +194,29 @@ Outcome ImapSession::execute(std::string_view text, std::string& out) {
   }
   tagged_.clear();
   Outcome o = (this->*(it->second))(*cmd, out);
+  if (cmd->name == "LOGIN" || cmd->name == "AUTHENTICATE")
+    for (auto& arg : cmd->args) crypto::wipe(arg.text);
   bool fetch = cmd->name == "FETCH" || cmd->name == "UID FETCH";  // completes itself
   if (!o.idle && !o.more && !o.close && !fetch && selected_) {
     // RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE or SEARCH by sequence number.
     bool by_seq = cmd->name == "STORE" || cmd->name == "SEARCH";
-    if (auto r = refresh(out, !by_seq); !r)
-      base::log::warn("imap.refresh.failed", {{"error", r.error().describe()}});
+    if (!refresh_or_bye(out, !by_seq)) o.close = true;
   }
   out += tagged_;
   return o;
+}
+
+bool ImapSession::refresh_or_bye(std::string& out, bool allow_expunge) {
+  auto r = refresh(out, allow_expunge);
+  if (r) return true;
+  if (r.error().code() != store::Errc::not_found) {
+    base::log::warn("imap.refresh.failed", {{"error", r.error().describe()}});
+    return true;
+  }
+  // Another session deleted the selected mailbox: nothing we told the client holds any more.
+  selected_.reset();
+  out += "* BYE The selected mailbox was deleted\r\n";
+  return false;
 }
 
 void ImapSession::done(const Command& c, std::string_view status, std::string_view text) {
@@ -360,9 +384,13 @@ Outcome ImapSession::finish_login(const Command& c, const std::string& user,
     return {};
   }
   Result<keys::UnlockedKeys> unlocked = Error(keys::Errc::wrong_password);
-  if (*account) {
-    auto ring = keys::Keyring::parse((*account)->keyring);
-    if (ring) unlocked = keys::unlock_with_password(address, *ring, password);
+  auto ring = *account ? keys::Keyring::parse((*account)->keyring)
+                       : Result<keys::Keyring>(Error(keys::Errc::corrupt_keyring));
+  if (ring) {
+    unlocked = keys::unlock_with_password(address, *ring, password);
+  } else {
+    // Unknown user: spend the same Argon2id time, so failures do not tell which accounts exist.
+    (void)keys::unlock_with_password("unknown@invalid", ctx_.dummy_keyring(), password);
   }
   if (!unlocked) {
     ++failed_logins_;
@@ -401,18 +429,14 @@ Outcome ImapSession::namespace_(const Command& c, std::string& out) {
 
 Outcome ImapSession::idle(const Command& c, std::string& out) {
   idle_tag_ = c.tag;
-  if (selected_) {
-    if (auto r = refresh(out, true); !r)
-      base::log::warn("imap.refresh.failed", {{"error", r.error().describe()}});
-  }
+  if (selected_ && !refresh_or_bye(out, true)) return {.close = true};
   out += "+ idling\r\n";
   return {.idle = true};
 }
 
-void ImapSession::idle_updates(std::string& out) {
-  if (!selected_) return;
-  if (auto r = refresh(out, true); !r)
-    base::log::warn("imap.refresh.failed", {{"error", r.error().describe()}});
+bool ImapSession::idle_updates(std::string& out) {
+  if (!selected_) return true;
+  return refresh_or_bye(out, true);
 }
 
 void ImapSession::idle_done(std::string_view line, std::string& out) {

@@ -38,8 +38,14 @@ struct ImapContext {
   ImapSettings settings;
   Services services;
   KeyRegistry keys;
+  // A keyring no one can open, for failed logins of unknown users (made once, lazily).
+  const keys::Keyring& dummy_keyring();
   // Called on every failed login (client address, user name tried): the ban module's hook.
   std::function<void(const std::string& ip, const std::string& user)> on_login_failure;
+
+ private:
+  std::once_flag dummy_once_;
+  keys::Keyring dummy_;
 };
 
 class ImapSession {
@@ -64,8 +70,9 @@ class ImapSession {
   // The command reader's verdicts that end or refuse a command before it is parsed.
   std::string bad_line(const std::string& tag, std::string_view text) const;
 
-  // IDLE: changes since the last report, then the end of IDLE (`line` should be "DONE").
-  void idle_updates(std::string& out);
+  // IDLE: changes since the last report (false: the session must end, its mailbox is gone),
+  // then the end of IDLE (`line` should be "DONE").
+  bool idle_updates(std::string& out);
   void idle_done(std::string_view line, std::string& out);
 
   bool authenticated() const { return account_ != nullptr; }
@@ -136,6 +143,8 @@ class ImapSession {
                     std::string& line);
   // Unsolicited EXISTS/EXPUNGE/FETCH for changes made elsewhere.
   Result<void> refresh(std::string& out, bool allow_expunge);
+  // refresh(), and BYE when the selected mailbox no longer exists (returns false then).
+  bool refresh_or_bye(std::string& out, bool allow_expunge);
   void forget_uids(const std::vector<uint32_t>& uids, std::string& out);
   Outcome fetch_batch(std::string& out);
   void remove_blobs(const std::vector<std::string>& ids);

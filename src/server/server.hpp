@@ -112,6 +112,7 @@ struct ImapSettings {
   std::chrono::seconds idle_timeout{1800};  // RFC 9051 5.4: at least 30 minutes
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_ip = 50;
+  crypto::Argon2Params argon2;  // of new keyrings: the cost a failed login must match
 };
 
 struct Services {

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 6> migrations = {
+inline constexpr std::array<const char*, 7> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -97,6 +97,18 @@ INSERT INTO message_data(mailbox_id, uid, sealed_key, summary, wrapped_key)
 ALTER TABLE messages DROP COLUMN sealed_key;
 ALTER TABLE messages DROP COLUMN summary;
 ALTER TABLE messages DROP COLUMN wrapped_key;
+)sql",
+    // 7: mailbox ids are never reused. SQLite hands out max(id)+1, so deleting the newest
+    // mailbox would give its id to the next one created, and a session still holding the old
+    // id (selected in another connection) would act on the new mailbox.
+    R"sql(
+CREATE TABLE sequences(
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO sequences(name, value) SELECT 'mailbox', COALESCE(MAX(id), 0) FROM mailboxes;
+CREATE TRIGGER mailbox_ids_only_grow AFTER INSERT ON mailboxes BEGIN
+  UPDATE sequences SET value = NEW.id WHERE name = 'mailbox' AND value < NEW.id;
+END;
 )sql",
 };
 

@@ -41,6 +41,9 @@ const std::error_category& category() {
 namespace sqlite {
 namespace {
 
+// Every mailbox insert takes its id from here (migration 7: ids are never reused).
+#define POSTERN_NEXT_MAILBOX_ID "(SELECT value + 1 FROM sequences WHERE name = 'mailbox')"
+
 constexpr const char* account_columns =
     "id, address, created, storage_public, keyring, quota_bytes";
 
@@ -242,7 +245,8 @@ class SqliteStore final : public Store {
     int64_t id = sqlite3_last_insert_rowid(writer_.get());
     for (const auto& b : boxes) {
       Stmt m(writer_.get(),
-             "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?,?,?,?)");
+             "INSERT INTO mailboxes(id, account_id, name, special_use, uidvalidity) "
+             "VALUES (" POSTERN_NEXT_MAILBOX_ID ",?,?,?,?)");
       m.bind(1, id).bind(2, b.name).bind(3, b.special_use);
       m.bind(4, std::max<int64_t>(1, created & 0x7fffffff));  // RFC 9051: nz-number
       if (auto r = m.run("create mailbox"); !r) return r.error();
@@ -492,8 +496,8 @@ class SqliteStore final : public Store {
                                  uint32_t uidvalidity) override {
     std::lock_guard lock(write_mu_);
     Stmt m(writer_.get(),
-           "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?,?,?,?) "
-           "RETURNING id");
+           "INSERT INTO mailboxes(id, account_id, name, special_use, uidvalidity) "
+           "VALUES (" POSTERN_NEXT_MAILBOX_ID ",?,?,?,?) RETURNING id");
     m.bind(1, account_id).bind(2, box.name).bind(3, box.special_use).bind(4, uidvalidity);
     int rc = m.step();
     if (rc == SQLITE_CONSTRAINT) return Error(Errc::exists, "mailbox " + box.name);
@@ -553,8 +557,8 @@ class SqliteStore final : public Store {
       if (in.step() != SQLITE_ROW) return Error(Errc::not_found, "INBOX");
       int64_t inbox = in.int64(0), uidnext = in.int64(1), modseq = in.int64(2);
       Stmt c(writer_.get(),
-             "INSERT INTO mailboxes(account_id, name, uidvalidity, uidnext, highestmodseq) "
-             "VALUES (?,?,?,?,?) RETURNING id");
+             "INSERT INTO mailboxes(id, account_id, name, uidvalidity, uidnext, highestmodseq) "
+             "VALUES (" POSTERN_NEXT_MAILBOX_ID ",?,?,?,?,?) RETURNING id");
       c.bind(1, account_id).bind(2, t).bind(3, uidvalidity).bind(4, uidnext).bind(5, modseq);
       if (c.step() != SQLITE_ROW) return sqlite_error(writer_.get(), SQLITE_ERROR, "rename");
       int64_t target = c.int64(0);

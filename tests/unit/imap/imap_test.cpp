@@ -33,14 +33,39 @@ TEST(ImapReader, LimitsOnLinesAndLiterals) {
   r.feed(std::string(150, 'x'));
   EXPECT_EQ(r.next(), CommandReader::Status::too_long);
   CommandReader r2(l);
+  r2.set_logged_in(true);
   r2.feed("t1 APPEND x {11}\r\n");
   EXPECT_EQ(r2.next(), CommandReader::Status::literal_too_big);
   EXPECT_TRUE(r2.can_continue());
   EXPECT_EQ(r2.tag(), "t1");
   CommandReader r3(l);
+  r3.set_logged_in(true);
   r3.feed("t2 APPEND x {11+}\r\n");
   EXPECT_EQ(r3.next(), CommandReader::Status::literal_too_big);
   EXPECT_FALSE(r3.can_continue());
+}
+
+TEST(ImapReader, SmallLiteralsOnlyBeforeLogin) {
+  Limits l;
+  CommandReader r(l);
+  r.feed("a LOGIN {8193}\r\n");
+  EXPECT_EQ(r.next(), CommandReader::Status::literal_too_big);
+  EXPECT_TRUE(r.can_continue());
+  r.feed("b LOGIN {4097+}\r\n");
+  EXPECT_EQ(r.next(), CommandReader::Status::literal_too_big);
+  EXPECT_FALSE(r.can_continue());
+  CommandReader ok(l);
+  ok.feed("c LOGIN {5000}\r\n");
+  EXPECT_EQ(ok.next(), CommandReader::Status::continuation);
+  // The whole command is bounded too, however many literals it is made of.
+  Limits small;
+  small.max_command = 10000;
+  CommandReader many(small);
+  many.set_logged_in(true);
+  std::string cmd = "d X";
+  for (int i = 0; i < 3; ++i) cmd += " {4000+}\r\n" + std::string(4000, 'x');
+  many.feed(cmd + "\r\n");
+  EXPECT_EQ(many.next(), CommandReader::Status::literal_too_big);
 }
 
 TEST(ImapParser, TokensSectionsAndUid) {
@@ -194,10 +219,19 @@ TEST(ImapUidList, MatchesAVectorModel) {
         next += 1 + (rng() % 4 == 0 ? rng() % 5 : 0);
         list.push_back(next);
         model.push_back(next);
-      } else {
+      } else if (rng() % 2 == 0) {
         uint32_t victim = model[rng() % model.size()];
-        list.erase(victim);
+        list.erase_all({victim});
         model.erase(std::find(model.begin(), model.end(), victim));
+      } else {
+        std::vector<uint32_t> victims;
+        for (uint32_t u : model)
+          if (rng() % 7 == 0) victims.push_back(u);
+        victims.push_back(next + 5);  // absent: ignored
+        list.erase_all(victims);
+        std::erase_if(model, [&](uint32_t u) {
+          return std::binary_search(victims.begin(), victims.end(), u);
+        });
       }
       if (op % 97 == 0) {
         ASSERT_EQ(list.size(), model.size());

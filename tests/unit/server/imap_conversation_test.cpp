@@ -91,6 +91,7 @@ class Client {
       }
       auto o = session_.execute(text, out);
       while (o.more) o = session_.resume(out);
+      reader_.set_logged_in(session_.authenticated());
       push(out);
       if (o.close) closed_ = true;
       if (o.idle) idling_ = true;
@@ -117,6 +118,7 @@ class Dialog {
     ctx_.settings.hostname = "imap.example.test";
     ctx_.settings.limits.max_literal = 1 << 20;
     ctx_.settings.limits.max_line = 8192;
+    ctx_.settings.argon2 = crypto::Argon2Params{1, 8192 * 1024};
   }
   ~Dialog() { committer_->stop(); }
 

@@ -144,6 +144,20 @@ TEST(BlobStore, WriteMakeDurableGetRemove) {
 namespace postern::store {
 namespace {
 
+TEST_F(StoreTest, MailboxIdsAreNeverReused) {
+  int64_t a = account("a@example.test");
+  auto x = store_->create_mailbox(a, {"X", ""}, 5);
+  ASSERT_TRUE(x);
+  ASSERT_TRUE(store_->delete_mailbox(x->id));
+  auto y = store_->create_mailbox(a, {"Y", ""}, 5);
+  ASSERT_TRUE(y);
+  EXPECT_GT(y->id, x->id);
+  int64_t b = account("b@example.test");
+  auto boxes = store_->mailboxes(b);
+  ASSERT_TRUE(boxes);
+  for (const auto& m : *boxes) EXPECT_GT(m.id, y->id);
+}
+
 TEST_F(StoreTest, InstanceSecretIsCreatedOnce) {
   EXPECT_EQ(*store_->instance_secret("k", "first"), "first");
   EXPECT_EQ(*store_->instance_secret("k", "second"), "first");
