@@ -107,6 +107,19 @@ std::string ed25519_sign(const SecretBytes& secret, std::string_view message);
 bool ed25519_verify(std::string_view public_key, std::string_view message,
                     std::string_view signature);
 
+// RSASSA-PKCS1-v1_5 with SHA-256 (DKIM rsa-sha256). Private keys as PKCS#8 DER, public keys as
+// SubjectPublicKeyInfo DER.
+struct RsaKey {
+  SecretBytes private_der;
+  std::string public_der;
+};
+Result<RsaKey> rsa_generate(unsigned bits);
+Result<std::string> rsa_sha256_sign(const SecretBytes& private_der, std::string_view message);
+bool rsa_sha256_verify(std::string_view public_der, std::string_view message,
+                       std::string_view signature);
+unsigned rsa_public_bits(std::string_view public_der);  // 0: not an RSA public key
+std::string sha256(std::string_view data);
+
 // libsodium sealed box: anonymous encryption to an X25519 public key (ephemeral key + XSalsa20-
 // Poly1305). Delivery uses it to wrap each message's content key without holding any secret.
 Result<std::string> seal_to(std::string_view public_key, std::string_view plaintext);

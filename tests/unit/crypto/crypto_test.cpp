@@ -23,6 +23,21 @@ TEST(Crypto, SealedBoxRoundTripAndTamper) {
   EXPECT_FALSE(open_sealed_key(kp.public_key, kp.secret_key, *seal_to(kp.public_key, "short")));
 }
 
+TEST(Crypto, RsaSignVerifyAndSha256) {
+  auto key = rsa_generate(2048);
+  ASSERT_TRUE(key);
+  EXPECT_EQ(rsa_public_bits(key->public_der), 2048u);
+  auto sig = rsa_sha256_sign(key->private_der, "message");
+  ASSERT_TRUE(sig);
+  EXPECT_EQ(sig->size(), 256u);
+  EXPECT_TRUE(rsa_sha256_verify(key->public_der, "message", *sig));
+  EXPECT_FALSE(rsa_sha256_verify(key->public_der, "messagf", *sig));
+  EXPECT_FALSE(rsa_sha256_verify("not a key", "message", *sig));
+  EXPECT_EQ(rsa_public_bits("not a key"), 0u);
+  // FIPS 180-2 "abc".
+  EXPECT_EQ(base64(sha256("abc")), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+}
+
 TEST(Crypto, RandomNonceAeadBindsAssociatedData) {
   std::string key(32, 'k');
   auto a = seal_random_nonce(key, "ad", "plain");

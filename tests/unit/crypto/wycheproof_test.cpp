@@ -82,6 +82,21 @@ TEST(Wycheproof, Ed25519Verify) {
   EXPECT_GT(t.invalid, 50);
 }
 
+TEST(Wycheproof, RsaPkcs1Sha256Verify) {
+  auto t = each_test(
+      load("rsa_signature_2048_sha256_test.json"),
+      [](const json::object& g, const json::object& o, const std::string& result, int id) {
+        bool ok = rsa_sha256_verify(field(g, "publicKeyDer"), field(o, "msg"), field(o, "sig"));
+        if (result == "valid") {
+          EXPECT_TRUE(ok) << "tcId " << id;
+        } else if (result == "invalid") {
+          EXPECT_FALSE(ok) << "tcId " << id;
+        }
+      });
+  EXPECT_GT(t.valid, 5);
+  EXPECT_GT(t.invalid, 50);
+}
+
 void aead_vectors(const char* file, Aead alg) {
   auto t = each_test(load(file), [alg](const json::object&, const json::object& o,
                                        const std::string& result, int id) {
