@@ -43,6 +43,17 @@ int user_add(const std::string& config_path, const std::string& address, std::is
 int user_passwd(const std::string& config_path, const std::string& address,
                 std::istream& secrets_in, bool with_recovery, std::ostream& out, std::ostream& err);
 int user_list(const std::string& config_path, std::ostream& out, std::ostream& err);
+
+struct DnsQueryOptions {
+  std::string name, type;
+  std::string trust_anchor;                // DS/DNSKEY file; empty: no validation
+  std::vector<std::string> forwarders;     // "IP@port"
+  std::vector<std::string> options;        // unbound "name:value"
+  std::string unbound_config;              // an unbound.conf to read first
+  std::vector<std::string> unblock_zones;  // special-use zones to resolve normally (test.)
+};
+// One lookup; prints the rcode, DNSSEC status and records. Exit 0 NOERROR, 4 otherwise.
+int dns_query(const DnsQueryOptions& q, std::ostream& out, std::ostream& err);
 // Sets the account's storage quota in bytes (0: none).
 int user_quota(const std::string& config_path, const std::string& address, int64_t bytes,
                std::ostream& out, std::ostream& err);

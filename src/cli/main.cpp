@@ -76,6 +76,17 @@ int main(int argc, char** argv) {
   mail_list_cmd->add_option("address", address)->required();
   mail_list_cmd->add_option("--uid", uid, "Print this message in full");
 
+  DnsQueryOptions dq;
+  auto* dns_cmd = cli.add_subcommand("dns", "Look a name up with postern's validating resolver");
+  dns_cmd->add_option("name", dq.name)->required();
+  dns_cmd->add_option("type", dq.type, "A, AAAA, MX, TXT, TLSA, PTR, CNAME")->required();
+  dns_cmd->add_option("--trust-anchor", dq.trust_anchor, "DS/DNSKEY records of the trust anchor");
+  dns_cmd->add_option("--forward", dq.forwarders, "Forward to IP@port instead of recursing");
+  dns_cmd->add_option("--option", dq.options, "unbound option name:value");
+  dns_cmd->add_option("--unbound-config", dq.unbound_config, "unbound.conf to read first");
+  dns_cmd->add_option("--resolve-zone", dq.unblock_zones,
+                      "Special-use zone (RFC 6761) to resolve normally, e.g. test.");
+
   auto* check_cmd = cli.add_subcommand("check", "Check the store's consistency");
   check_cmd->add_option("--config", config, "Config file")->required();
 
@@ -113,6 +124,7 @@ int main(int argc, char** argv) {
     return domain_add(config, domain_name, std::cout, std::cerr);
   if (name == "alias" && *alias_add_cmd)
     return alias_add(config, address, target, std::cout, std::cerr);
+  if (name == "dns") return dns_query(dq, std::cout, std::cerr);
   if (name == "mail" && *mail_list_cmd)
     return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
   std::cerr << cli.help();
