@@ -4,6 +4,7 @@
 
 #include "app/app.hpp"
 #include "app/services.hpp"
+#include "base/clock.hpp"
 #include "keys/keys.hpp"
 #include "mime/mime.hpp"
 
@@ -122,6 +123,44 @@ int user_list(const std::string& config_path, std::ostream& out, std::ostream& e
     if (a.quota_bytes > 0) out << " of " << a.quota_bytes;
     out << "\n";
   }
+  return exit_ok;
+}
+
+int dkim_show(const std::string& config_path, const std::string& domain, std::ostream& out,
+              std::ostream& err) {
+  int code = exit_ok;
+  auto o = open(config_path, err, code);
+  if (!o) return code;
+  std::vector<std::string> domains{domain};
+  if (domain.empty()) {
+    auto all = o->store->domains();
+    if (!all) return report(all.error(), err);
+    domains = *all;
+  }
+  for (const auto& d : domains) {
+    auto keys = o->store->dkim_keys(d);
+    if (!keys) return report(keys.error(), err);
+    if (keys->empty() && !domain.empty())
+      return report(Error(store::Errc::not_found, "no DKIM key for " + d), err);
+    for (auto& k : *keys) {
+      out << dkim_dns_line(k) << "\n";
+      crypto::wipe(k.secret);
+    }
+  }
+  return exit_ok;
+}
+
+int dkim_rotate(const std::string& config_path, const std::string& domain, std::ostream& out,
+                std::ostream& err) {
+  int code = exit_ok;
+  auto o = open(config_path, err, code);
+  if (!o) return code;
+  auto local = o->store->is_local_domain(domain);
+  if (!local) return report(local.error(), err);
+  if (!*local) return report(Error(store::Errc::not_found, "not a local domain: " + domain), err);
+  auto lines = create_dkim_keys(*o->store, domain, base::SystemClock().unix_seconds());
+  if (!lines) return report(lines.error(), err);
+  for (const auto& l : *lines) out << l << "\n";
   return exit_ok;
 }
 

@@ -54,6 +54,11 @@ struct DnsQueryOptions {
 };
 // One lookup; prints the rcode, DNSSEC status and records. Exit 0 NOERROR, 4 otherwise.
 int dns_query(const DnsQueryOptions& q, std::ostream& out, std::ostream& err);
+// DNS records of the DKIM keys of one domain (all local domains when empty); a new key pair.
+int dkim_show(const std::string& config_path, const std::string& domain, std::ostream& out,
+              std::ostream& err);
+int dkim_rotate(const std::string& config_path, const std::string& domain, std::ostream& out,
+                std::ostream& err);
 // Sets the account's storage quota in bytes (0: none).
 int user_quota(const std::string& config_path, const std::string& address, int64_t bytes,
                std::ostream& out, std::ostream& err);

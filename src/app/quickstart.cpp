@@ -4,6 +4,7 @@
 
 #include "app/app.hpp"
 #include "app/services.hpp"
+#include "base/clock.hpp"
 #include "base/fs.hpp"
 #include "base/random.hpp"
 #include "mime/mime.hpp"
@@ -68,6 +69,8 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
   std::string password = base::system_random().token(15);
   auto recovery = create_account(**store, c, address, password);
   if (!recovery) return fail(recovery.error());
+  auto dkim = create_dkim_keys(**store, o.domain, base::SystemClock().unix_seconds());
+  if (!dkim) return fail(dkim.error());
   if (auto r = base::fs::write_file_durable(config_path, render_config(c), 0600); !r)
     return fail(r.error());
 
@@ -89,7 +92,9 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
     for (const auto& l : c.imap_listen) listener(l, "imap", true);
     for (const auto& l : c.imap_tls_listen) listener(l, "imaps", false);
     out << "],\"account\":" << json_string(address) << ",\"password\":" << json_string(password)
-        << ",\"recovery_key\":" << json_string(*recovery) << "}\n";
+        << ",\"recovery_key\":" << json_string(*recovery) << ",\"dkim\":[";
+    for (std::size_t i = 0; i < dkim->size(); ++i) out << (i ? "," : "") << json_string((*dkim)[i]);
+    out << "]}\n";
   } else {
     out << "postern quickstart: created a server for " << o.domain << "\n\n"
         << "  config         " << config_path << "\n"
@@ -104,6 +109,9 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
         << "The password and the recovery key are shown only this once. Stored mail is\n"
         << "encrypted to this account: without one of them nobody, the operator included,\n"
         << "can read it.\n\n"
+        << "DKIM keys (publish these TXT records before sending mail to the world):\n";
+    for (const auto& line : *dkim) out << "  " << line << "\n";
+    out << "\n"
         << "Start the server:  postern serve --config " << config_path << "\n"
         << "Send a test mail:  swaks --server " << c.smtp_listen.front() << " --to " << address
         << "\n";

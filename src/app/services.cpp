@@ -1,11 +1,14 @@
 #include "app/services.hpp"
 
+#include <algorithm>
+#include <ctime>
 #include <istream>
 #include <unordered_set>
 
 #include "base/clock.hpp"
 #include "base/fs.hpp"
 #include "keys/keys.hpp"
+#include "mailauth/mailauth.hpp"
 #include "mime/mime.hpp"
 
 namespace postern::app {
@@ -96,6 +99,55 @@ std::string read_secret_line(std::istream& in) {
   std::string line;
   std::getline(in, line);
   if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+Result<std::vector<std::string>> create_dkim_keys(store::Store& s, const std::string& domain,
+                                                  int64_t now) {
+  std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char day[16];
+  std::strftime(day, sizeof day, "%Y%m%d", &tm);
+  auto existing = s.dkim_keys(domain);
+  if (!existing) return existing.error();
+  // Selectors are new names, never reused: a verifier may cache the old record.
+  std::string base = std::string("s") + day;
+  int n = 1;
+  auto taken = [&](const std::string& sel) {
+    return std::any_of(existing->begin(), existing->end(),
+                       [&](const store::DkimKeyRecord& k) { return k.selector == sel; });
+  };
+  std::string suffix;
+  while (taken(base + suffix + "e") || taken(base + suffix + "r"))
+    suffix = "n" + std::to_string(++n);
+  std::vector<std::string> lines;
+  for (auto alg : {mailauth::DkimAlgorithm::ed25519_sha256, mailauth::DkimAlgorithm::rsa_sha256}) {
+    bool ed = alg == mailauth::DkimAlgorithm::ed25519_sha256;
+    auto key = mailauth::make_dkim_key(alg, domain, base + suffix + (ed ? "e" : "r"));
+    if (!key) return key.error();
+    store::DkimKeyRecord rec{domain,
+                             key->selector,
+                             ed ? "ed25519-sha256" : "rsa-sha256",
+                             std::string(key->secret.view()),
+                             key->public_key,
+                             now};
+    if (auto r = s.add_dkim_key(rec); !r) return r.error();
+    lines.push_back(dkim_dns_line(rec));
+    crypto::wipe(rec.secret);
+  }
+  return lines;
+}
+
+std::string dkim_dns_line(const store::DkimKeyRecord& key) {
+  mailauth::DkimKey k;
+  k.algorithm = key.algorithm == "ed25519-sha256" ? mailauth::DkimAlgorithm::ed25519_sha256
+                                                  : mailauth::DkimAlgorithm::rsa_sha256;
+  k.public_key = key.public_key;
+  std::string record = mailauth::dkim_record(k);
+  std::string line = key.selector + "._domainkey." + key.domain + ". IN TXT";
+  for (std::size_t pos = 0; pos < record.size(); pos += 255)
+    line += " \"" + record.substr(pos, 255) + "\"";
   return line;
 }
 

@@ -22,6 +22,12 @@ Result<std::string> create_account(store::Store& s, const Config& c, const std::
 // them (only safe while no delivery is in flight: at start-up).
 Result<std::size_t> unreferenced_blobs(store::Store& s, store::BlobStore& blobs, bool remove);
 std::string json_string(const std::string& s);
+// A new Ed25519 and a new RSA-2048 DKIM key for the domain (selectors named after the date);
+// returns the DNS records to publish, one line each.
+Result<std::vector<std::string>> create_dkim_keys(store::Store& s, const std::string& domain,
+                                                  int64_t now);
+// "<selector>._domainkey.<domain>. IN TXT ..." for a stored key, split into 255-byte strings.
+std::string dkim_dns_line(const store::DkimKeyRecord& key);
 std::string read_secret_line(std::istream& in);
 
 }  // namespace postern::app

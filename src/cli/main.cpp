@@ -76,6 +76,16 @@ int main(int argc, char** argv) {
   mail_list_cmd->add_option("address", address)->required();
   mail_list_cmd->add_option("--uid", uid, "Print this message in full");
 
+  auto* dkim = cli.add_subcommand("dkim", "DKIM signing keys and their DNS records");
+  dkim->require_subcommand(1);
+  dkim->add_option("--config", config, "Config file")->required();
+  std::string dkim_domain;
+  auto* dkim_show_cmd = dkim->add_subcommand("show", "Print the TXT records to publish");
+  dkim_show_cmd->add_option("domain", dkim_domain, "One domain (default: all)");
+  auto* dkim_rotate_cmd =
+      dkim->add_subcommand("rotate", "Make a new Ed25519 and RSA key under new selectors");
+  dkim_rotate_cmd->add_option("domain", dkim_domain)->required();
+
   DnsQueryOptions dq;
   auto* dns_cmd = cli.add_subcommand("dns", "Look a name up with postern's validating resolver");
   dns_cmd->add_option("name", dq.name)->required();
@@ -125,6 +135,9 @@ int main(int argc, char** argv) {
   if (name == "alias" && *alias_add_cmd)
     return alias_add(config, address, target, std::cout, std::cerr);
   if (name == "dns") return dns_query(dq, std::cout, std::cerr);
+  if (name == "dkim" && *dkim_show_cmd) return dkim_show(config, dkim_domain, std::cout, std::cerr);
+  if (name == "dkim" && *dkim_rotate_cmd)
+    return dkim_rotate(config, dkim_domain, std::cout, std::cerr);
   if (name == "mail" && *mail_list_cmd)
     return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
   std::cerr << cli.help();

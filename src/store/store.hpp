@@ -112,12 +112,25 @@ struct Assigned {
   bool duplicate = false;  // already stored (uid is the earlier copy's); its blob is unused
 };
 
+// A domain's DKIM signing key (server secret, like OpenDKIM's key files).
+struct DkimKeyRecord {
+  std::string domain;
+  std::string selector;
+  std::string algorithm;  // "ed25519-sha256" or "rsa-sha256"
+  std::string secret;     // Ed25519: 64 bytes; RSA: PKCS#8 DER
+  std::string public_key;
+  int64_t created = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
 
   virtual Result<void> add_domain(std::string_view name) = 0;
   virtual Result<std::vector<std::string>> domains() = 0;
+  virtual Result<void> add_dkim_key(const DkimKeyRecord& key) = 0;
+  // Newest first.
+  virtual Result<std::vector<DkimKeyRecord>> dkim_keys(std::string_view domain) = 0;
   virtual Result<bool> is_local_domain(std::string_view name) = 0;
 
   // Creates the account, its mailboxes and an alias-free address in one transaction.

@@ -54,6 +54,36 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown key 'server.typo'", r.stderr)
 
+    def test_dkim_keys_made_shown_and_rotated(self):
+        import base64
+        import re
+        shown = self.cli("dkim", "--config", self.inst.config, "show").stdout.splitlines()
+        self.assertEqual(sorted(shown), sorted(self.inst.info["dkim"]))
+        self.assertEqual(len(shown), 2)
+        line = re.compile(r'^(s\d{8}(?:n\d+)?[er])\._domainkey\.example\.test\. IN TXT '
+                          r'((?:"[^"]{1,255}" ?)+)$')
+        for text in shown:
+            m = line.match(text)
+            self.assertIsNotNone(m, text)
+            record = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+            p = base64.b64decode(record.split("p=")[1])
+            if m.group(1).endswith("e"):
+                self.assertIn("k=ed25519", record)
+                self.assertEqual(len(p), 32)
+            else:
+                self.assertIn("k=rsa", record)
+                self.assertEqual(p[0], 0x30)  # SubjectPublicKeyInfo
+                self.assertGreater(len(p), 290)  # RSA-2048
+        r = self.cli("dkim", "--config", self.inst.config, "rotate", "example.test")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = r.stdout.splitlines()
+        self.assertEqual(len(new), 2)
+        self.assertFalse(set(new) & set(shown))  # new selectors, never reused
+        after = self.cli("dkim", "--config", self.inst.config, "show", "example.test").stdout
+        self.assertEqual(sorted(after.splitlines()), sorted(shown + new))
+        self.assertEqual(self.cli("dkim", "--config", self.inst.config, "rotate",
+                                  "nowhere.test").returncode, 4)
+
     def test_account_lifecycle(self):
         cfg = self.inst.config
         r = self.cli("user", "add", "--config", cfg, "carol@example.test", input="first pw\n")

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 7> migrations = {
+inline constexpr std::array<const char*, 8> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -109,6 +109,17 @@ INSERT INTO sequences(name, value) SELECT 'mailbox', COALESCE(MAX(id), 0) FROM m
 CREATE TRIGGER mailbox_ids_only_grow AFTER INSERT ON mailboxes BEGIN
   UPDATE sequences SET value = NEW.id WHERE name = 'mailbox' AND value < NEW.id;
 END;
+)sql",
+    // 8: DKIM signing keys per domain and selector.
+    R"sql(
+CREATE TABLE dkim_keys(
+  domain TEXT NOT NULL,
+  selector TEXT NOT NULL,
+  algorithm TEXT NOT NULL,
+  secret BLOB NOT NULL,
+  public_key BLOB NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY(domain, selector)) WITHOUT ROWID;
 )sql",
 };
 

@@ -219,6 +219,38 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<void> add_dkim_key(const DkimKeyRecord& k) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(),
+           "INSERT INTO dkim_keys(domain, selector, algorithm, secret, public_key, created) "
+           "VALUES (?,?,?,?,?,?)");
+    s.bind(1, k.domain).bind(2, k.selector).bind(3, k.algorithm).bind_blob(4, k.secret);
+    s.bind_blob(5, k.public_key).bind(6, k.created);
+    int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT)
+      return Error(Errc::exists, "DKIM selector " + k.selector + " of " + k.domain);
+    if (rc != SQLITE_DONE) return sqlite_error(writer_.get(), rc, "add DKIM key");
+    return {};
+  }
+
+  Result<std::vector<DkimKeyRecord>> dkim_keys(std::string_view domain) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(),
+           "SELECT domain, selector, algorithm, secret, public_key, created FROM dkim_keys "
+           "WHERE domain = ? ORDER BY created DESC, selector");
+    s.bind(1, domain);
+    std::vector<DkimKeyRecord> out;
+    if (auto r = for_each_row(s, c->get(), "DKIM keys",
+                              [&](Stmt& st) {
+                                out.push_back({st.text(0), st.text(1), st.text(2), st.blob(3),
+                                               st.blob(4), st.int64(5)});
+                              });
+        !r)
+      return r.error();
+    return out;
+  }
+
   Result<bool> is_local_domain(std::string_view name) override {
     auto c = reader();
     if (!c) return c.error();

@@ -158,6 +158,21 @@ TEST_F(StoreTest, MailboxIdsAreNeverReused) {
   for (const auto& m : *boxes) EXPECT_GT(m.id, y->id);
 }
 
+TEST_F(StoreTest, DkimKeysPerDomainNewestFirst) {
+  ASSERT_TRUE(store_->add_dkim_key({"example.test", "s1e", "ed25519-sha256", "sec", "pub", 10}));
+  ASSERT_TRUE(store_->add_dkim_key({"example.test", "s2e", "ed25519-sha256", "sec2", "pub2", 20}));
+  ASSERT_TRUE(store_->add_dkim_key({"other.test", "s1e", "rsa-sha256", "sec3", "pub3", 30}));
+  auto r = store_->add_dkim_key({"example.test", "s1e", "rsa-sha256", "x", "y", 40});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::exists);
+  auto keys = store_->dkim_keys("example.test");
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].selector, "s2e");
+  EXPECT_EQ((*keys)[0].secret, "sec2");
+  EXPECT_EQ((*keys)[1].public_key, "pub");
+}
+
 TEST_F(StoreTest, InstanceSecretIsCreatedOnce) {
   EXPECT_EQ(*store_->instance_secret("k", "first"), "first");
   EXPECT_EQ(*store_->instance_secret("k", "second"), "first");
