@@ -9,6 +9,7 @@
 #include "base/error.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,6 +57,13 @@ class Resolver {
   Resolver& operator=(const Resolver&) = delete;
   // Blocking; may be called from several threads at once.
   Result<Answer> resolve(std::string_view name, Type type);
+
+  // Asynchronous use from an event loop: start lookups, wait until fd() is readable, then call
+  // process(), which runs the callbacks of the lookups that finished (on its own thread).
+  using Callback = std::function<void(Result<Answer>)>;
+  Result<void> resolve_async(std::string_view name, Type type, Callback done);
+  int fd() const;
+  Result<void> process();
 
  private:
   Resolver() = default;

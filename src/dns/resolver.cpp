@@ -42,11 +42,10 @@ Result<std::unique_ptr<Resolver>> Resolver::create(const ResolverOptions& o) {
 
 Resolver::~Resolver() = default;
 
-Result<Answer> Resolver::resolve(std::string_view name, Type type) {
-  std::string n(name);
-  ub_result* res = nullptr;
-  int rc = ub_resolve(impl_->ctx, n.c_str(), static_cast<int>(type), 1 /* IN */, &res);
-  if (rc != 0) return Error(Errc::resolve, std::string(ub_strerror(rc)) + ": " + n);
+namespace {
+
+// Copies what postern needs out of an unbound result and frees it.
+Answer answer_from(ub_result* res) {
   Answer a;
   a.rcode = res->rcode;
   a.nxdomain = res->nxdomain != 0;
@@ -66,6 +65,46 @@ Result<Answer> Resolver::resolve(std::string_view name, Type type) {
       a.rdata.emplace_back(res->data[i], static_cast<std::size_t>(res->len[i]));
   ub_resolve_free(res);
   return a;
+}
+
+void async_done(void* data, int err, ub_result* res) {
+  std::unique_ptr<Resolver::Callback> cb(static_cast<Resolver::Callback*>(data));
+  if (err != 0) {
+    (*cb)(Error(Errc::resolve, ub_strerror(err)));
+    return;
+  }
+  (*cb)(answer_from(res));
+}
+
+}  // namespace
+
+Result<Answer> Resolver::resolve(std::string_view name, Type type) {
+  std::string n(name);
+  ub_result* res = nullptr;
+  int rc = ub_resolve(impl_->ctx, n.c_str(), static_cast<int>(type), 1 /* IN */, &res);
+  if (rc != 0) return Error(Errc::resolve, std::string(ub_strerror(rc)) + ": " + n);
+  return answer_from(res);
+}
+
+Result<void> Resolver::resolve_async(std::string_view name, Type type, Callback done) {
+  std::string n(name);
+  auto* cb = new Callback(std::move(done));
+  int rc = ub_resolve_async(impl_->ctx, n.c_str(), static_cast<int>(type), 1 /* IN */, cb,
+                            &async_done, nullptr);
+  if (rc != 0) {
+    delete cb;
+    return Error(Errc::resolve, std::string(ub_strerror(rc)) + ": " + n);
+  }
+  return {};
+}
+
+int Resolver::fd() const {
+  return ub_fd(impl_->ctx);
+}
+
+Result<void> Resolver::process() {
+  if (int rc = ub_process(impl_->ctx); rc != 0) return Error(Errc::resolve, ub_strerror(rc));
+  return {};
 }
 
 }  // namespace postern::dns

@@ -1,6 +1,10 @@
 // Record data parsers on well-formed and hostile RDATA.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include <poll.h>
+
 #include "dns/dns.hpp"
 
 namespace postern::dns {
@@ -44,6 +48,33 @@ TEST(DnsRdata, TxtTlsaAddresses) {
   EXPECT_EQ(*parse_address(Type::a, std::string("\x7f\x00\x00\x02", 4)), "127.0.0.2");
   EXPECT_EQ(*parse_address(Type::aaaa, std::string(15, '\0') + '\x01'), "::1");
   EXPECT_FALSE(parse_address(Type::a, "abc"));
+}
+
+// The asynchronous interface an event loop uses: start, wait for fd(), process(). localhost is
+// answered by unbound itself (RFC 6761), so no network is needed.
+TEST(DnsResolver, AsyncLookupCompletesThroughProcess) {
+  auto r = Resolver::create({});
+  ASSERT_TRUE(r) << r.error().describe();
+  std::vector<std::string> got;
+  int done = 0;
+  for (auto type : {Type::a, Type::aaaa}) {
+    ASSERT_TRUE((*r)->resolve_async("localhost", type, [&, type](Result<Answer> a) {
+      ++done;
+      ASSERT_TRUE(a);
+      for (const auto& rd : a->rdata) got.push_back(*parse_address(type, rd));
+    }));
+  }
+  for (int i = 0; i < 100 && done < 2; ++i) {
+    pollfd p{(*r)->fd(), POLLIN, 0};
+    ASSERT_GE(::poll(&p, 1, 100), 0);
+    if (p.revents & POLLIN) ASSERT_TRUE((*r)->process());
+  }
+  EXPECT_EQ(done, 2);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"127.0.0.1", "::1"}));
+  auto sync = (*r)->resolve("localhost", Type::a);
+  ASSERT_TRUE(sync);
+  EXPECT_EQ(sync->security, Security::insecure);
 }
 
 }  // namespace
