@@ -15,13 +15,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.hostname = "mx.fuzz";
   o.starttls_offered = knobs & 1;
   o.vrfy_enabled = knobs & 2;
+  // Submission with TLS already up: AUTH and its challenges are reachable.
+  o.submission = knobs & 0x40;
+  o.tls_active = knobs & 0x80;
   o.limits.max_message_bytes = 4096;
   o.limits.max_recipients = 3;
   o.limits.max_command_line_bytes = 512;
   o.limits.max_errors = 1000;
   ServerSession m(o);
   std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
-  std::size_t chunk = 1 + (knobs >> 4);
+  std::size_t chunk = 1 + ((knobs >> 4) & 3);
   std::size_t pos = 0;
   for (int steps = 0; steps < 100000; ++steps) {
     Action a = m.next();
@@ -44,6 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (a == Action::start_tls) {
       if (m.buffered() != 0) std::abort();  // pipelined bytes must be gone
       m.tls_started();
+    } else if (a == Action::authenticate) {
+      if (m.auth_user().size() > 4096) std::abort();
+      (void)m.take_auth_password();
+      m.auth_result(knobs & 4);
     }
   }
   return 0;

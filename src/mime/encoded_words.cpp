@@ -80,6 +80,15 @@ std::optional<std::pair<std::string, std::size_t>> encoded_word(std::string_view
 
 }  // namespace
 
+std::optional<std::string> decode_base64(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  auto out = base64(text.substr(0, text.size() - pad));
+  if (!out || out->size() != text.size() / 4 * 3 - pad) return std::nullopt;
+  return out;
+}
+
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes) {
   std::string cs = lower(charset);
   if (cs.empty() || cs == "utf-8" || cs == "us-ascii" || cs == "utf8") {

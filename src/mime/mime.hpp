@@ -71,6 +71,9 @@ std::string unfold(std::string_view raw_value);
 // RFC 2047: a header value with its encoded-words decoded to UTF-8 (words that cannot be
 // decoded stay as they are).
 std::string decode_header_value(std::string_view value);
+// Strict RFC 4648 base64 (SASL responses): nullopt on any character outside the alphabet or
+// bad padding.
+std::optional<std::string> decode_base64(std::string_view text);
 // Text in `charset` as UTF-8; nullopt for an unknown charset or invalid input.
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes);
 

@@ -99,6 +99,8 @@ Action ServerSession::next() {
         return Action::verify_recipient;
       case State::wait_delivery:
         return Action::deliver;
+      case State::wait_auth:
+        return Action::authenticate;
       case State::data: {
         Action a = step_data();
         if (state_ == State::data) {
@@ -118,6 +120,7 @@ Action ServerSession::next() {
         continue;
       }
       case State::command:
+      case State::auth_response:  // a line like a command's, read the same way
         break;
     }
 
@@ -157,6 +160,8 @@ Action ServerSession::next() {
         a = error(500, "5.5.2", "Bare CR received (RFC 5321 2.3.8)");
       else if (content.find('\0') != std::string_view::npos)
         a = error(500, "5.5.2", "NUL in command");
+      else if (state_ == State::auth_response)
+        a = auth_response(content);
       else
         a = process_command(content);
     }
@@ -199,8 +204,96 @@ Action ServerSession::process_command(std::string_view line) {
     reply(214, "2.0.0", "See RFC 5321");
     return Action::read;
   }
-  if (iequals(verb, "AUTH")) return error(503, "5.5.1", "AUTH not available on this port");
+  if (iequals(verb, "AUTH")) {
+    if (!opt_.submission) return error(503, "5.5.1", "AUTH not available on this port");
+    return command_auth(arg);
+  }
   return error(500, "5.5.2", "Command not recognized");
+}
+
+// RFC 4954 AUTH with the PLAIN (RFC 4616) and LOGIN mechanisms, only over TLS.
+Action ServerSession::command_auth(std::string_view arg) {
+  if (!opt_.tls_active)
+    return error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+  if (env_.helo.empty() || !env_.esmtp) return error(503, "5.5.1", "Send EHLO first");
+  if (!authenticated_.empty()) return error(503, "5.5.1", "Already authenticated");
+  if (in_transaction_) return error(503, "5.5.1", "AUTH not allowed during a transaction");
+  auto sp = arg.find(' ');
+  std::string_view mech = arg.substr(0, sp);
+  std::string_view initial = sp == std::string_view::npos ? std::string_view() : arg.substr(sp + 1);
+  if (iequals(mech, "PLAIN")) {
+    auth_step_ = AuthStep::plain;
+    if (!initial.empty()) return auth_plain(initial);
+    reply(334, "", "");
+    state_ = State::auth_response;
+    return Action::read;
+  }
+  if (iequals(mech, "LOGIN")) {
+    if (!initial.empty()) {
+      auto user = mime::decode_base64(initial);
+      if (!user) return error(501, "5.5.2", "Cannot decode response");
+      auth_user_ = std::move(*user);
+      auth_step_ = AuthStep::login_password;
+      reply(334, "", "UGFzc3dvcmQ6");  // "Password:"
+    } else {
+      auth_step_ = AuthStep::login_user;
+      reply(334, "", "VXNlcm5hbWU6");  // "Username:"
+    }
+    state_ = State::auth_response;
+    return Action::read;
+  }
+  return error(504, "5.5.4", "Unrecognized authentication type");
+}
+
+Action ServerSession::auth_response(std::string_view line) {
+  state_ = State::command;
+  if (line == "*") return error(501, "5.0.0", "Authentication cancelled");
+  if (auth_step_ == AuthStep::plain) return auth_plain(line);
+  auto decoded = mime::decode_base64(line);
+  if (!decoded) return error(501, "5.5.2", "Cannot decode response");
+  if (auth_step_ == AuthStep::login_user) {
+    auth_user_ = std::move(*decoded);
+    auth_step_ = AuthStep::login_password;
+    reply(334, "", "UGFzc3dvcmQ6");
+    state_ = State::auth_response;
+    return Action::read;
+  }
+  auth_password_ = std::move(*decoded);
+  state_ = State::wait_auth;
+  return Action::authenticate;
+}
+
+// [authzid] NUL authcid NUL passwd
+Action ServerSession::auth_plain(std::string_view base64) {
+  auto decoded = mime::decode_base64(base64);
+  if (!decoded) return error(501, "5.5.2", "Cannot decode response");
+  std::string& d = *decoded;
+  auto first = d.find('\0');
+  auto second = first == std::string::npos ? first : d.find('\0', first + 1);
+  if (second == std::string::npos) return error(501, "5.5.2", "Malformed PLAIN response");
+  std::string authz = d.substr(0, first);
+  auth_user_ = d.substr(first + 1, second - first - 1);
+  auth_password_ = d.substr(second + 1);
+  std::fill(d.begin(), d.end(), '\0');
+  if (!authz.empty() && authz != auth_user_) {
+    std::fill(auth_password_.begin(), auth_password_.end(), '\0');
+    auth_password_.clear();
+    return error(535, "5.7.8", "Authentication credentials invalid");
+  }
+  state_ = State::wait_auth;
+  return Action::authenticate;
+}
+
+void ServerSession::auth_result(bool ok) {
+  if (state_ != State::wait_auth) return;
+  state_ = State::command;
+  if (ok) {
+    authenticated_ = auth_user_;
+    reply(235, "2.7.0", "Authentication successful");
+  } else {
+    (void)error(535, "5.7.8", "Authentication credentials invalid");
+  }
+  auth_user_.clear();
 }
 
 Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) {
@@ -217,6 +310,8 @@ Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) 
       "8BITMIME",    "SMTPUTF8",   "ENHANCEDSTATUSCODES",
       "CHUNKING"};
   if (opt_.starttls_offered && !opt_.tls_active) lines.push_back("STARTTLS");
+  if (opt_.submission && opt_.tls_active && authenticated_.empty())
+    lines.push_back("AUTH PLAIN LOGIN");
   out_ += format_reply(250, "", lines);
   return Action::read;
 }
@@ -224,6 +319,8 @@ Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) 
 Action ServerSession::command_mail(std::string_view arg) {
   if (env_.helo.empty()) return error(503, "5.5.1", "Send EHLO first");
   if (in_transaction_) return error(503, "5.5.1", "Nested MAIL command");
+  if (opt_.submission && authenticated_.empty())
+    return error(530, "5.7.0", "Authentication required");
   if (!istarts_with(arg, "FROM:")) return error(501, "5.5.4", "Syntax: MAIL FROM:<address>");
   arg.remove_prefix(5);
   while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);  // common client leniency

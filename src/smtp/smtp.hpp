@@ -42,6 +42,9 @@ struct Options {
   bool starttls_offered = false;  // a certificate is configured
   bool tls_active = false;        // implicit TLS, or after STARTTLS
   bool vrfy_enabled = false;
+  // Submission (RFC 6409, RFC 4954): AUTH PLAIN and LOGIN offered once TLS is up, and MAIL
+  // refused until the client has authenticated.
+  bool submission = false;
 };
 
 enum class Body { seven_bit, eight_bit_mime };
@@ -62,6 +65,7 @@ enum class Action {
   verify_recipient,  // answer with recipient_verdict()
   deliver,           // store envelope()+take_message(), answer with delivery_result()
   start_tls,         // write take_output(), handshake, then tls_started()
+  authenticate,      // check auth_user()/take_auth_password(), answer with auth_result()
   close,             // write take_output(), then close the connection
 };
 
@@ -84,6 +88,13 @@ class ServerSession {
   void delivery_result(const Reply& reply);
 
   void tls_started();
+
+  // authenticate: the credentials the client gave (take the password once and wipe it).
+  const std::string& auth_user() const { return auth_user_; }
+  std::string take_auth_password() { return std::move(auth_password_); }
+  void auth_result(bool ok);
+  // The account the session authenticated as (submission); empty before.
+  const std::string& authenticated_user() const { return authenticated_; }
   // The I/O layer's deadline expired.
   void timeout();
   // Bytes buffered but not yet processed (tests use it to check STARTTLS discards).
@@ -92,7 +103,16 @@ class ServerSession {
   bool in_message() const { return state_ == State::data || state_ == State::bdat; }
 
  private:
-  enum class State { command, data, bdat, wait_verdict, wait_delivery, closed };
+  enum class State {
+    command,
+    data,
+    bdat,
+    wait_verdict,
+    wait_delivery,
+    auth_response,  // the next line answers a 334 challenge
+    wait_auth,
+    closed
+  };
 
   Action process_command(std::string_view line);
   Action command_ehlo(std::string_view verb, std::string_view arg);
@@ -102,6 +122,9 @@ class ServerSession {
   Action command_bdat(std::string_view arg);
   Action command_starttls(std::string_view arg);
   Action command_vrfy(std::string_view arg);
+  Action command_auth(std::string_view arg);
+  Action auth_response(std::string_view line);
+  Action auth_plain(std::string_view base64);
   Action error(int code, std::string_view enhanced, std::string_view text);
   Action finish_data();
   // Replies to and resets a message that broke a limit or had a bare CR/LF; false if none.
@@ -138,6 +161,10 @@ class ServerSession {
   bool bdat_failed_ = false;  // a previous chunk of this transaction was refused
   char bdat_prev_ = 0;        // last byte of the previous chunk, for CR/LF pairing
   Reply reply_pending_;       // answer to a BDAT refused before its chunk was read
+  enum class AuthStep { plain, login_user, login_password } auth_step_ = AuthStep::plain;
+  std::string auth_user_;
+  std::string auth_password_;
+  std::string authenticated_;
 };
 
 }  // namespace postern::smtp

@@ -72,5 +72,14 @@ TEST(Summary, RoundTrip) {
   EXPECT_EQ(old->header_section, s->header_section);
 }
 
+TEST(Base64, StrictDecoding) {
+  EXPECT_EQ(*decode_base64("AGFubgBwdw=="), std::string("\0ann\0pw", 7));
+  EXPECT_EQ(*decode_base64(""), "");
+  EXPECT_FALSE(decode_base64("AGFubgBwdw="));    // length not a multiple of 4
+  EXPECT_FALSE(decode_base64("AGF ubgBwdw=="));  // space
+  EXPECT_FALSE(decode_base64("AG=ubgBw"));       // padding in the middle
+  EXPECT_FALSE(decode_base64("not-base64!!"));
+}
+
 }  // namespace
 }  // namespace postern::mime

@@ -3,7 +3,9 @@
 // Script lines:  "C: text" client sends text + CRLF; "C~: text" sends text without CRLF;
 // escapes \r \n \t \\ \xHH and {N*c} (N copies of c). "S: reply" matches the next reply line
 // ("*" at the end matches any rest). "! key=value" sets an option before the dialog starts.
-// "= deliver CODE X.Y.Z text" sets the reply for the next delivery; "= message text" checks the
+// "= deliver CODE X.Y.Z text" sets the reply for the next delivery; "= auth ok|fail" the next
+// AUTH verdict; "= credentials USER/PASS" checks what AUTH passed on; "= authenticated USER"
+// the session's account; "= message text" checks the
 // last delivered message; "= delivered N" checks the delivery count; "= closed" checks that
 // the machine closed the session; "= timeout" fires the I/O deadline. Lines starting with '#'
 // are comments. Every reply line must be matched by an S: line.
@@ -43,6 +45,10 @@ class Dialog {
       opt_.limits.max_errors = n();
     else if (k == "starttls")
       opt_.starttls_offered = v == "true";
+    else if (k == "submission")
+      opt_.submission = v == "true";
+    else if (k == "tls")
+      opt_.tls_active = v == "true";
     else if (k == "vrfy")
       opt_.vrfy_enabled = v == "true";
     else
@@ -89,6 +95,12 @@ class Dialog {
       EXPECT_TRUE(closed_) << name_ << ":" << line << ": session not closed";
     } else if (what == "open") {
       EXPECT_FALSE(closed_) << name_ << ":" << line << ": session closed";
+    } else if (what == "auth") {
+      next_auth_ = rest == "ok";
+    } else if (what == "credentials") {
+      EXPECT_EQ(last_credentials_, unescape(rest)) << name_ << ":" << line;
+    } else if (what == "authenticated") {
+      EXPECT_EQ(m_->authenticated_user(), rest) << name_ << ":" << line;
     } else if (what == "timeout") {
       m_->timeout();
       closed_ = true;
@@ -150,6 +162,9 @@ class Dialog {
         if (r.code == 250) ++delivered_;
         next_delivery_.reset();
         m_->delivery_result(r);
+      } else if (a == Action::authenticate) {
+        last_credentials_ = m_->auth_user() + "/" + m_->take_auth_password();
+        m_->auth_result(next_auth_);
       } else if (a == Action::start_tls) {
         collect();
         m_->tls_started();
@@ -164,6 +179,8 @@ class Dialog {
   std::string pending_input_;
   std::deque<std::string> replies_;
   std::optional<Reply> next_delivery_;
+  bool next_auth_ = true;
+  std::string last_credentials_;
   std::string last_message_;
   std::size_t delivered_ = 0;
   bool closed_ = false;
