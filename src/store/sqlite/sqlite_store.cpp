@@ -154,6 +154,21 @@ Result<void> for_each_row(Stmt& s, sqlite3* db, std::string_view what, Each each
   }
 }
 
+// Steps through rows whose first column is a uid (ascending), handing `each` only the rows
+// whose uid is in `uids` (ascending): one range scan for the runs clients ask for ("1:*").
+template <class Each>
+Result<void> for_each_uid_row(Stmt& s, sqlite3* db, std::string_view what, int64_t mailbox_id,
+                              std::span<const uint32_t> uids, Each each) {
+  s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
+  s.bind(3, static_cast<int64_t>(uids.back()));
+  std::size_t next = 0;
+  return for_each_row(s, db, what, [&](Stmt& st) {
+    auto uid = static_cast<uint32_t>(st.int64(0));
+    while (next < uids.size() && uids[next] < uid) ++next;
+    if (next < uids.size() && uids[next] == uid) each(st, uid);
+  });
+}
+
 class Transaction {
  public:
   explicit Transaction(Connection& c) : c_(c) {}
@@ -702,17 +717,9 @@ class SqliteStore final : public Store {
     Stmt s(c->get(),
            "SELECT uid, modseq, flags, internal_date, size FROM messages WHERE mailbox_id = ? "
            "AND uid BETWEEN ? AND ? ORDER BY uid");
-    s.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
-    s.bind(3, static_cast<int64_t>(uids.back()));
     out.reserve(uids.size());
-    std::size_t next = 0;
-    if (auto r = for_each_row(s, c->get(), "message meta",
-                              [&](Stmt& st) {
-                                auto uid = static_cast<uint32_t>(st.int64(0));
-                                while (next < uids.size() && uids[next] < uid) ++next;
-                                if (next < uids.size() && uids[next] == uid)
-                                  out.push_back(read_meta(st));
-                              });
+    if (auto r = for_each_uid_row(s, c->get(), "message meta", mailbox_id, uids,
+                                  [&](Stmt& st, uint32_t) { out.push_back(read_meta(st)); });
         !r)
       return r.error();
     return out;
@@ -737,30 +744,23 @@ class SqliteStore final : public Store {
     Stmt d(c->get(),
            "SELECT uid, sealed_key, summary, wrapped_key FROM message_data "
            "WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
-    for (Stmt* st : {&m, &d}) {
-      st->bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
-      st->bind(3, static_cast<int64_t>(uids.back()));
-    }
     out.reserve(uids.size());
-    std::size_t next = 0;
-    if (auto r = for_each_row(m, c->get(), "messages",
-                              [&](Stmt& st) {
-                                auto uid = static_cast<uint32_t>(st.int64(0));
-                                while (next < uids.size() && uids[next] < uid) ++next;
-                                if (next < uids.size() && uids[next] == uid) {
-                                  MessageRecord rec;
-                                  rec.mailbox_id = mailbox_id;
-                                  rec.uid = uid;
-                                  rec.modseq = static_cast<uint64_t>(st.int64(1));
-                                  rec.flags = st.text(2);
-                                  rec.internal_date = st.int64(3);
-                                  rec.size = static_cast<uint64_t>(st.int64(4));
-                                  rec.blob_id = st.text(5);
-                                  out.push_back(std::move(rec));
-                                }
-                              });
+    if (auto r = for_each_uid_row(m, c->get(), "messages", mailbox_id, uids,
+                                  [&](Stmt& st, uint32_t uid) {
+                                    MessageRecord rec;
+                                    rec.mailbox_id = mailbox_id;
+                                    rec.uid = uid;
+                                    rec.modseq = static_cast<uint64_t>(st.int64(1));
+                                    rec.flags = st.text(2);
+                                    rec.internal_date = st.int64(3);
+                                    rec.size = static_cast<uint64_t>(st.int64(4));
+                                    rec.blob_id = st.text(5);
+                                    out.push_back(std::move(rec));
+                                  });
         !r)
       return r.error();
+    d.bind(1, mailbox_id).bind(2, static_cast<int64_t>(uids.front()));
+    d.bind(3, static_cast<int64_t>(uids.back()));
     std::size_t i = 0;
     if (auto r = for_each_row(d, c->get(), "message data",
                               [&](Stmt& st) {
