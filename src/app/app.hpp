@@ -24,9 +24,11 @@ struct QuickstartOptions {
   std::string data_dir;
   std::string hostname;  // default: mail.<domain>
   std::string user = "demo";
-  std::vector<std::string> smtp_listen;   // default 127.0.0.1:2525
-  std::vector<std::string> imap_listen;   // default 127.0.0.1:1143
-  std::vector<std::string> imaps_listen;  // default 127.0.0.1:1993
+  std::vector<std::string> smtp_listen;         // default 127.0.0.1:2525
+  std::vector<std::string> imap_listen;         // default 127.0.0.1:1143
+  std::vector<std::string> imaps_listen;        // default 127.0.0.1:1993
+  std::vector<std::string> submission_listen;   // default 127.0.0.1:1587
+  std::vector<std::string> submissions_listen;  // default 127.0.0.1:1465
   bool json = false;
   // Lighter Argon2id for tests; the written config keeps what is given here.
   std::optional<int64_t> argon2_mem_kib;
@@ -55,6 +57,9 @@ struct DnsQueryOptions {
 // One lookup; prints the rcode, DNSSEC status and records. Exit 0 NOERROR, 4 otherwise.
 int dns_query(const DnsQueryOptions& q, std::ostream& out, std::ostream& err);
 // DNS records of the DKIM keys of one domain (all local domains when empty); a new key pair.
+// action: list, show, retry, delete, hold, release (all but list take a queue id).
+int queue_command(const std::string& config_path, const std::string& action, const std::string& id,
+                  std::ostream& out, std::ostream& err);
 int dkim_show(const std::string& config_path, const std::string& domain, std::ostream& out,
               std::ostream& err);
 int dkim_rotate(const std::string& config_path, const std::string& domain, std::ostream& out,

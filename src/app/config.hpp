@@ -52,6 +52,29 @@ struct Config {
   int64_t imap_idle_timeout_seconds = 1800;
   int64_t imap_max_connections = 10000;
   int64_t imap_max_connections_per_ip = 50;
+  // [submission]
+  std::vector<std::string> submission_listen;
+  std::vector<std::string> submission_tls_listen;
+  bool submission_dkim_sign = true;
+  // [queue]
+  int64_t queue_lifetime_seconds = 5 * 86400;
+  int64_t queue_warn_after_seconds = 4 * 3600;
+  int64_t queue_first_retry_seconds = 300;
+  int64_t queue_max_retry_seconds = 4 * 3600;
+  int64_t queue_scan_interval_ms = 1000;
+  // [outbound]
+  int64_t outbound_port = 25;
+  int64_t outbound_max_connections = 100;
+  int64_t outbound_max_per_domain = 10;
+  bool outbound_ipv6 = true;
+  int64_t outbound_connect_timeout_seconds = 30;
+  int64_t outbound_command_timeout_seconds = 300;
+  std::string outbound_ca_file;
+  // [dns]
+  std::string dns_trust_anchor = "/usr/share/dns/root.key";
+  std::vector<std::string> dns_forwarders;
+  std::vector<std::string> dns_options;
+  std::vector<std::string> dns_resolve_zones;
   // [delivery]
   int64_t delivery_max_batch = 512;
   int64_t delivery_dedupe_window_seconds = 600;

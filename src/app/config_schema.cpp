@@ -106,6 +106,44 @@ const std::vector<Key>& schema() {
        "Concurrent IMAP connections."},
       {"imap", "max_connections_per_ip", &Config::imap_max_connections_per_ip, 1, 100000,
        "Concurrent IMAP connections from one IP address (IPv6: one /64)."},
+      {"submission", "listen", &Config::submission_listen, 0, 0,
+       "Submission listeners with STARTTLS (port 587): mail clients send here after AUTH."},
+      {"submission", "tls_listen", &Config::submission_tls_listen, 0, 0,
+       "Submission listeners with implicit TLS (port 465, RFC 8314)."},
+      {"submission", "dkim_sign", &Config::submission_dkim_sign, 0, 0,
+       "Sign submitted mail with the From domain's newest Ed25519 and RSA DKIM keys."},
+      {"queue", "lifetime_seconds", &Config::queue_lifetime_seconds, 60, 30 * 86400,
+       "How long a message is retried before it is bounced."},
+      {"queue", "warn_after_seconds", &Config::queue_warn_after_seconds, 1, 30 * 86400,
+       "After this long undelivered, the sender gets one delay notification."},
+      {"queue", "first_retry_seconds", &Config::queue_first_retry_seconds, 1, 86400,
+       "Delay before the first retry; it doubles after each attempt."},
+      {"queue", "max_retry_seconds", &Config::queue_max_retry_seconds, 1, 7 * 86400,
+       "Longest delay between two attempts."},
+      {"queue", "scan_interval_ms", &Config::queue_scan_interval_ms, 10, 60000,
+       "How often the queue is checked for due messages (new messages start at once)."},
+      {"outbound", "port", &Config::outbound_port, 1, 65535,
+       "Port of remote MX hosts (25; tests use another)."},
+      {"outbound", "max_connections", &Config::outbound_max_connections, 1, 10000,
+       "Outbound SMTP connections open at once."},
+      {"outbound", "max_per_domain", &Config::outbound_max_per_domain, 1, 1000,
+       "Outbound connections to one destination domain at once."},
+      {"outbound", "ipv6", &Config::outbound_ipv6, 0, 0, "Try IPv6 addresses of MX hosts first."},
+      {"outbound", "connect_timeout_seconds", &Config::outbound_connect_timeout_seconds, 1, 600,
+       "Time allowed to connect to an MX host."},
+      {"outbound", "command_timeout_seconds", &Config::outbound_command_timeout_seconds, 1, 3600,
+       "Time allowed for each reply of a remote server (the final one gets twice this)."},
+      {"outbound", "ca_file", &Config::outbound_ca_file, 0, 0,
+       "CA certificates for verified outbound TLS (REQUIRETLS); empty: the system store."},
+      {"dns", "trust_anchor", &Config::dns_trust_anchor, 0, 0,
+       "DNSSEC trust anchor file (DS or DNSKEY records; Debian's dns-root-data by default); "
+       "empty or missing: no answer counts as secure."},
+      {"dns", "forwarders", &Config::dns_forwarders, 0, 0,
+       "Resolvers to forward to, \"IP\" or \"IP@port\"; empty: recursion from the root."},
+      {"dns", "options", &Config::dns_options, 0, 0,
+       "unbound options, \"name: value\" (e.g. \"do-not-query-localhost: no\")."},
+      {"dns", "resolve_zones", &Config::dns_resolve_zones, 0, 0,
+       "Special-use zones (RFC 6761) to look up like any other, e.g. \"test.\" for tests."},
       {"delivery", "max_batch", &Config::delivery_max_batch, 1, 100000,
        "Most messages committed with one fsync (group commit)."},
       {"delivery", "dedupe_window_seconds", &Config::delivery_dedupe_window_seconds, 0, 86400,
@@ -202,6 +240,12 @@ Result<void> validate(const Config& c, const std::string& file) {
   // Without a certificate no IMAP client could ever log in (LOGINDISABLED until TLS).
   if ((!c.imap_listen.empty() || !c.imap_tls_listen.empty()) && c.tls_certificate.empty())
     return bad("imap.listen and imap.tls_listen need tls.certificate and tls.key");
+  if ((!c.submission_listen.empty() || !c.submission_tls_listen.empty()) &&
+      c.tls_certificate.empty())
+    return bad("submission.listen and submission.tls_listen need tls.certificate and tls.key");
+  for (const auto& o : c.dns_options)
+    if (o.find(':') == std::string::npos)
+      return bad("dns.options: \"" + o + "\" is not name: value");
   return {};
 }
 

@@ -45,6 +45,11 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
       o.imap_listen.empty() ? std::vector<std::string>{"127.0.0.1:1143"} : o.imap_listen;
   c.imap_tls_listen =
       o.imaps_listen.empty() ? std::vector<std::string>{"127.0.0.1:1993"} : o.imaps_listen;
+  c.submission_listen = o.submission_listen.empty() ? std::vector<std::string>{"127.0.0.1:1587"}
+                                                    : o.submission_listen;
+  c.submission_tls_listen = o.submissions_listen.empty()
+                                ? std::vector<std::string>{"127.0.0.1:1465"}
+                                : o.submissions_listen;
   c.tls_certificate = data_dir + "/tls/cert.pem";
   c.tls_key = data_dir + "/tls/key.pem";
   if (o.argon2_mem_kib) c.argon2_mem_kib = *o.argon2_mem_kib;
@@ -91,6 +96,8 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
     for (const auto& l : c.smtp_listen) listener(l, "smtp", true);
     for (const auto& l : c.imap_listen) listener(l, "imap", true);
     for (const auto& l : c.imap_tls_listen) listener(l, "imaps", false);
+    for (const auto& l : c.submission_listen) listener(l, "submission", true);
+    for (const auto& l : c.submission_tls_listen) listener(l, "submissions", false);
     out << "],\"account\":" << json_string(address) << ",\"password\":" << json_string(password)
         << ",\"recovery_key\":" << json_string(*recovery) << ",\"dkim\":[";
     for (std::size_t i = 0; i < dkim->size(); ++i) out << (i ? "," : "") << json_string((*dkim)[i]);
@@ -103,6 +110,10 @@ int quickstart(const QuickstartOptions& o, std::ostream& out, std::ostream& err)
     for (const auto& l : c.smtp_listen) out << "  SMTP (MX)      " << l << " with STARTTLS\n";
     for (const auto& l : c.imap_listen) out << "  IMAP           " << l << " with STARTTLS\n";
     for (const auto& l : c.imap_tls_listen) out << "  IMAPS          " << l << " (implicit TLS)\n";
+    for (const auto& l : c.submission_listen)
+      out << "  Submission     " << l << " with STARTTLS, AUTH required\n";
+    for (const auto& l : c.submission_tls_listen)
+      out << "  Submissions    " << l << " (implicit TLS), AUTH required\n";
     out << "  account        " << address << " (also receives postmaster@" << o.domain << ")\n"
         << "  password       " << password << "\n"
         << "  recovery key   " << *recovery << "\n\n"

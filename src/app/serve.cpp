@@ -3,8 +3,11 @@
 
 #include "app/app.hpp"
 #include "app/services.hpp"
+#include "base/fs.hpp"
 #include "base/log.hpp"
+#include "dns/dns.hpp"
 #include "net/net.hpp"
+#include "queue/queue.hpp"
 #include "server/server.hpp"
 
 namespace postern::app {
@@ -16,6 +19,15 @@ base::log::Level parse_level(const std::string& s) {
   return base::log::Level::info;
 }
 }  // namespace
+
+queue::Policy queue_policy(const Config& c) {
+  queue::Policy p;
+  p.lifetime = std::chrono::seconds(c.queue_lifetime_seconds);
+  p.warn_after = std::chrono::seconds(c.queue_warn_after_seconds);
+  p.first_retry = std::chrono::seconds(c.queue_first_retry_seconds);
+  p.max_retry = std::chrono::seconds(c.queue_max_retry_seconds);
+  return p;
+}
 
 int serve(const std::string& config_path, std::ostream& err) {
   auto cfg = load_config(config_path);
@@ -57,6 +69,21 @@ int serve(const std::string& config_path, std::ostream& err) {
   opt.imap.max_connections = static_cast<std::size_t>(c.imap_max_connections);
   opt.imap.max_connections_per_ip = static_cast<std::size_t>(c.imap_max_connections_per_ip);
   opt.imap.argon2 = argon2_params(c);
+  s.argon2 = opt.imap.argon2;
+  s.dkim_sign = c.submission_dkim_sign;
+  opt.submission_listen = c.submission_listen;
+  opt.submissions_listen = c.submission_tls_listen;
+  auto& ob = opt.outbound;
+  ob.hostname = c.hostname;
+  ob.remote_port = static_cast<uint16_t>(c.outbound_port);
+  ob.max_connections = static_cast<std::size_t>(c.outbound_max_connections);
+  ob.max_per_domain = static_cast<std::size_t>(c.outbound_max_per_domain);
+  ob.ipv6 = c.outbound_ipv6;
+  ob.connect_timeout = std::chrono::seconds(c.outbound_connect_timeout_seconds);
+  ob.command_timeout = std::chrono::seconds(c.outbound_command_timeout_seconds);
+  ob.data_timeout = 2 * ob.command_timeout;
+  ob.scan_interval = std::chrono::milliseconds(c.queue_scan_interval_ms);
+  ob.postmaster = c.postmaster;
 
   // TLS keys are read and ports bound before the privilege drop; every data file is opened
   // after it.
@@ -69,6 +96,31 @@ int serve(const std::string& config_path, std::ostream& err) {
     }
     services.tls = *tls;
   }
+  auto client_tls = net::make_client_tls_context(c.outbound_ca_file);
+  if (!client_tls) {
+    err << "postern: outbound tls: " << client_tls.error().describe() << "\n";
+    return exit_failure;
+  }
+  services.client_tls = *client_tls;
+  dns::ResolverOptions ro;
+  if (!c.dns_trust_anchor.empty() && base::fs::exists(c.dns_trust_anchor))
+    ro.trust_anchor_file = c.dns_trust_anchor;
+  else
+    base::log::warn("dns.no_trust_anchor", {{"file", c.dns_trust_anchor}});
+  ro.forwarders = c.dns_forwarders;
+  for (const auto& o : c.dns_options) {
+    auto colon = o.find(':');
+    std::string value = o.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    ro.options.emplace_back(o.substr(0, colon + 1), value);
+  }
+  ro.unblock_zones = c.dns_resolve_zones;
+  auto resolver = dns::Resolver::create(ro);
+  if (!resolver) {
+    err << "postern: dns: " << resolver.error().describe() << "\n";
+    return exit_failure;
+  }
+  services.resolver = resolver->get();
   server::Server srv(opt);
   if (auto r = srv.bind(); !r) {
     err << "postern: " << r.error().describe() << "\n";
@@ -113,6 +165,21 @@ int serve(const std::string& config_path, std::ostream& err) {
   services.clock = &clock;
   server::ChangeBus changes;
   services.changes = &changes;
+  crypto::SecretBytes queue_key;
+  {
+    std::string candidate = crypto::random_bytes(32);
+    auto key = (*store)->instance_secret("queue-key", candidate);
+    crypto::wipe(candidate);
+    if (!key) {
+      err << "postern: database: " << key.error().describe() << "\n";
+      return exit_failure;
+    }
+    queue_key = crypto::SecretBytes::copy_of(*key);
+    crypto::wipe(*key);
+  }
+  queue::Queue outbound_queue(**store, blobs, std::move(queue_key), clock, queue_policy(c),
+                              c.hostname);
+  services.queue = &outbound_queue;
 
   base::log::info("server.ready", {{"version", POSTERN_VERSION}, {"hostname", c.hostname}});
   auto r = srv.run(services);

@@ -6,6 +6,7 @@
 
 #include "app/config.hpp"
 #include "crypto/crypto.hpp"
+#include "queue/queue.hpp"
 #include "store/store.hpp"
 
 namespace postern::app {
@@ -29,5 +30,6 @@ Result<std::vector<std::string>> create_dkim_keys(store::Store& s, const std::st
 // "<selector>._domainkey.<domain>. IN TXT ..." for a stored key, split into 255-byte strings.
 std::string dkim_dns_line(const store::DkimKeyRecord& key);
 std::string read_secret_line(std::istream& in);
+queue::Policy queue_policy(const Config& c);
 
 }  // namespace postern::app

@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
                     "IMAP (STARTTLS) listen address(es) (default 127.0.0.1:1143)");
   quick->add_option("--imaps", qs.imaps_listen,
                     "IMAP (implicit TLS) listen address(es) (default 127.0.0.1:1993)");
+  quick->add_option("--submission", qs.submission_listen,
+                    "Submission (STARTTLS) listen address(es) (default 127.0.0.1:1587)");
+  quick->add_option("--submissions", qs.submissions_listen,
+                    "Submission (implicit TLS) listen address(es) (default 127.0.0.1:1465)");
   quick->add_flag("--json", qs.json, "Print what was created as one JSON object");
   quick->add_option("--argon2-mem-kib", qs.argon2_mem_kib, "Argon2id memory (KiB)");
   quick->add_option("--argon2-ops", qs.argon2_ops, "Argon2id passes");
@@ -76,6 +80,22 @@ int main(int argc, char** argv) {
   mail_list_cmd->add_option("address", address)->required();
   mail_list_cmd->add_option("--uid", uid, "Print this message in full");
 
+  auto* queue_cmd = cli.add_subcommand("queue", "The outbound queue");
+  queue_cmd->require_subcommand(1);
+  queue_cmd->add_option("--config", config, "Config file")->required();
+  std::string queue_id;
+  std::vector<CLI::App*> queue_actions;
+  queue_actions.push_back(queue_cmd->add_subcommand("list", "Every queued message"));
+  for (const auto& [verb, help] : std::vector<std::pair<const char*, const char*>>{
+           {"show", "A message's recipients, attempts and last replies"},
+           {"retry", "Try the message's pending recipients now"},
+           {"delete", "Remove the message without a bounce"},
+           {"hold", "Keep the message queued without trying it"},
+           {"release", "Undo hold"}}) {
+    auto* sub = queue_cmd->add_subcommand(verb, help);
+    sub->add_option("id", queue_id, "Queue id")->required();
+    queue_actions.push_back(sub);
+  }
   auto* dkim = cli.add_subcommand("dkim", "DKIM signing keys and their DNS records");
   dkim->require_subcommand(1);
   dkim->add_option("--config", config, "Config file")->required();
@@ -135,6 +155,9 @@ int main(int argc, char** argv) {
   if (name == "alias" && *alias_add_cmd)
     return alias_add(config, address, target, std::cout, std::cerr);
   if (name == "dns") return dns_query(dq, std::cout, std::cerr);
+  if (name == "queue")
+    for (auto* a : queue_actions)
+      if (*a) return queue_command(config, a->get_name(), queue_id, std::cout, std::cerr);
   if (name == "dkim" && *dkim_show_cmd) return dkim_show(config, dkim_domain, std::cout, std::cerr);
   if (name == "dkim" && *dkim_rotate_cmd)
     return dkim_rotate(config, dkim_domain, std::cout, std::cerr);

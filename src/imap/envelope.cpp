@@ -36,158 +36,23 @@ std::optional<std::string> field(const mime::HeaderSection& hs, std::string_view
   return std::string(trim(mime::unfold(h->raw_value)));
 }
 
-// Removes RFC 5322 comments outside quoted strings.
-std::string strip_comments(std::string_view s) {
-  std::string out;
-  int depth = 0;
-  bool quoted = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (quoted) {
-      out += c;
-      if (c == '\\' && i + 1 < s.size())
-        out += s[++i];
-      else if (c == '"')
-        quoted = false;
-      continue;
-    }
-    if (depth > 0) {
-      if (c == '\\')
-        ++i;
-      else if (c == '(')
-        ++depth;
-      else if (c == ')')
-        --depth;
-      continue;
-    }
-    if (c == '(')
-      ++depth;
-    else {
-      if (c == '"') quoted = true;
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string unquote(std::string_view s) {
-  s = trim(s);
-  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return std::string(s);
-  std::string out;
-  for (std::size_t i = 1; i + 1 < s.size(); ++i) {
-    if (s[i] == '\\' && i + 2 < s.size()) ++i;
-    out += s[i];
-  }
-  return out;
-}
-
-struct Address {
-  std::optional<std::string> name, adl, mailbox, host;
-};
-
-Address parse_one(std::string_view text) {
-  Address a;
-  std::string clean = strip_comments(text);
-  std::string_view s = trim(clean);
-  // '<' outside a quoted string starts the angle address.
-  bool quoted = false;
-  std::size_t lt = std::string_view::npos;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && quoted)
-      ++i;
-    else if (s[i] == '"')
-      quoted = !quoted;
-    else if (s[i] == '<' && !quoted) {
-      lt = i;
-      break;
-    }
-  }
-  std::string_view spec = s;
-  if (lt != std::string_view::npos) {
-    std::string name = unquote(s.substr(0, lt));
-    if (!name.empty()) a.name = name;
-    std::size_t gt = s.find('>', lt);
-    spec = s.substr(lt + 1, gt == std::string_view::npos ? s.npos : gt - lt - 1);
-    // Obsolete source route "@a,@b:local@domain".
-    if (!spec.empty() && spec.front() == '@') {
-      std::size_t colon = spec.find(':');
-      if (colon != std::string_view::npos) {
-        a.adl = std::string(spec.substr(0, colon));
-        spec = spec.substr(colon + 1);
-      }
-    }
-  }
-  spec = trim(spec);
-  std::size_t at = spec.rfind('@');
-  if (at == std::string_view::npos) {
-    a.mailbox = std::string(spec);
-    a.host = ".MISSING-HOST-NAME.";
-  } else {
-    a.mailbox = std::string(trim(spec.substr(0, at)));
-    a.host = std::string(trim(spec.substr(at + 1)));
-  }
-  return a;
-}
-
-std::string format_address(const Address& a) {
+std::string format_address(const mime::ListedAddress& a) {
   return "(" + nil_or(a.name) + " " + nil_or(a.adl) + " " + nil_or(a.mailbox) + " " +
          nil_or(a.host) + ")";
 }
 
-// An address-list (RFC 5322 3.4) with groups as IMAP's start/end markers.
+// An address-list with groups as IMAP's start/end markers.
 std::string address_list(const std::optional<std::string>& value) {
   if (!value) return "NIL";
-  std::string_view s = *value;
   std::string out;
-  std::size_t start = 0;
-  bool quoted = false, in_angle = false, in_group = false;
-  int comment = 0;
-  auto flush = [&](std::size_t end) {
-    std::string_view item = trim(s.substr(start, end - start));
-    if (!trim(strip_comments(item)).empty()) out += format_address(parse_one(item));
-    start = end + 1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (quoted) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        quoted = false;
-      continue;
-    }
-    if (comment > 0) {
-      if (c == '\\')
-        ++i;
-      else if (c == '(')
-        ++comment;
-      else if (c == ')')
-        --comment;
-      continue;
-    }
-    if (c == '"')
-      quoted = true;
-    else if (c == '(')
-      ++comment;
-    else if (c == '<')
-      in_angle = true;
-    else if (c == '>')
-      in_angle = false;
-    else if (c == ',' && !in_angle)
-      flush(i);
-    else if (c == ':' && !in_angle && !in_group) {
-      std::string group = unquote(strip_comments(s.substr(start, i - start)));
-      out += "(NIL NIL " + nstring(trim(group)) + " NIL)";
-      in_group = true;
-      start = i + 1;
-    } else if (c == ';' && in_group && !in_angle) {
-      flush(i);
+  for (const auto& a : mime::parse_address_list(*value)) {
+    if (a.kind == mime::ListedAddress::Kind::group_start)
+      out += "(NIL NIL " + nstring(a.group) + " NIL)";
+    else if (a.kind == mime::ListedAddress::Kind::group_end)
       out += "(NIL NIL NIL NIL)";
-      in_group = false;
-    }
+    else
+      out += format_address(a);
   }
-  if (start < s.size()) flush(s.size());
-  if (in_group) out += "(NIL NIL NIL NIL)";
   return out.empty() ? "NIL" : "(" + out + ")";
 }
 
@@ -215,7 +80,7 @@ std::string disposition(const std::optional<std::string>& value) {
 std::string language(const std::optional<std::string>& value) {
   if (!value || trim(*value).empty()) return "NIL";
   std::vector<std::string> tags;
-  std::string v = strip_comments(*value);
+  std::string v = mime::strip_comments(*value);
   std::size_t pos = 0;
   while (pos <= v.size()) {
     std::size_t comma = v.find(',', pos);
@@ -349,7 +214,7 @@ std::string ContentType::param(std::string_view name) const {
 
 ContentType parse_content_type(std::string_view value) {
   ContentType ct;
-  std::string v = strip_comments(value);
+  std::string v = mime::strip_comments(value);
   std::string_view s = trim(v);
   std::size_t semi = s.find(';');
   std::string_view type = trim(s.substr(0, semi));

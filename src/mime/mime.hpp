@@ -77,6 +77,18 @@ std::optional<std::string> decode_base64(std::string_view text);
 // Text in `charset` as UTF-8; nullopt for an unknown charset or invalid input.
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes);
 
+// An entry of an RFC 5322 address list (From, To, Cc...), parsed leniently: every input
+// gives an answer, so callers must validate what they act on.
+struct ListedAddress {
+  enum class Kind { address, group_start, group_end } kind = Kind::address;
+  std::optional<std::string> name, adl, mailbox, host;  // host ".MISSING-HOST-NAME." if none
+  std::string group;                                    // group_start: the display name
+};
+std::vector<ListedAddress> parse_address_list(std::string_view value);
+// RFC 5322 comments removed (outside quoted strings); a quoted string's content.
+std::string strip_comments(std::string_view s);
+std::string unquote(std::string_view s);
+
 // One MIME body part below the top level (RFC 2045/2046), located in the whole message.
 struct Part {
   std::string path;     // IMAP part number: "1", "1.2", ...

@@ -33,6 +33,11 @@ Result<Endpoint> parse_endpoint(const std::string& text);
 Result<std::shared_ptr<boost::asio::ssl::context>> make_server_tls_context(
     const std::string& cert_file, const std::string& key_file);
 
+// Outbound SMTP: TLS 1.2+, verification decided per connection (opportunistic TLS does not
+// verify; REQUIRETLS does, against `ca_file` or the system store when empty).
+Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(
+    const std::string& ca_file);
+
 // The TLS 1.2 cipher list above, for tests and the audit.
 const char* tls12_ciphers();
 

@@ -50,6 +50,23 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_server_tls_context(
   return ctx;
 }
 
+Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(
+    const std::string& ca_file) {
+  namespace ssl = boost::asio::ssl;
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX* raw = ctx->native_handle();
+  // TLS 1.2 floor as on the listeners: with a peer that only speaks older versions the
+  // handshake fails and opportunistic delivery retries that host in plaintext (RFC 7435).
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set1_groups_list(raw, "X25519:P-256:P-384") != 1)
+    return Error(Errc::tls_setup, "groups");
+  int ok = ca_file.empty() ? SSL_CTX_set_default_verify_paths(raw)
+                           : SSL_CTX_load_verify_locations(raw, ca_file.c_str(), nullptr);
+  if (ok != 1) return Error(Errc::tls_setup, "cannot load CA certificates " + ca_file);
+  return ctx;
+}
+
 std::string Endpoint::str() const {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(port);

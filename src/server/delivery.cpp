@@ -6,7 +6,7 @@
 #include "imap/imap.hpp"
 #include "keys/keys.hpp"
 #include "mime/mime.hpp"
-#include "server/server.hpp"
+#include "server/outbound.hpp"
 
 namespace postern::server {
 namespace {
@@ -25,6 +25,37 @@ std::string received_header(const DeliveryRequest& in, const base::Clock& clock,
 }
 
 }  // namespace
+
+Result<RecipientVerdict> lookup_recipient(store::Store& store, const mime::Mailbox& mb,
+                                          const std::string& postmaster) {
+  std::string key;
+  if (mb.domain.empty()) {
+    key = postmaster;  // RFC 5321 4.1.1.3 <Postmaster>
+  } else {
+    auto local = store.is_local_domain(mb.domain);
+    if (!local) return local.error();
+    if (!*local) return RecipientVerdict{smtp::Reply{550, "5.7.1", "Relay access denied"}};
+    key = mb.lookup_key();
+  }
+  auto id = store.resolve_address(key);
+  if (!id) return id.error();
+  if (!*id && mb.lookup_key().starts_with("postmaster@") && !postmaster.empty()) {
+    id = store.resolve_address(postmaster);
+    if (!id) return id.error();
+  }
+  if (!*id)
+    return RecipientVerdict{smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
+  auto account = store.account_by_id(**id);
+  if (!account) return account.error();
+  if (*account && (*account)->quota_bytes > 0) {
+    auto used = store.usage(**id);
+    if (!used) return used.error();
+    // Temporary: the sender retries, and the user may make room meanwhile (RFC 3463 4.2.2).
+    if (*used >= static_cast<uint64_t>((*account)->quota_bytes))
+      return RecipientVerdict{smtp::Reply{452, "4.2.2", "Mailbox full, try again later"}};
+  }
+  return RecipientVerdict{std::nullopt, **id};
+}
 
 Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
                                                       const DeliveryRequest& in) {

@@ -33,15 +33,6 @@ std::shared_ptr<const keys::UnlockedKeys> KeyRegistry::share(int64_t account_id,
   return made;
 }
 
-const keys::Keyring& ImapContext::dummy_keyring() {
-  std::call_once(dummy_once_, [this] {
-    auto made = keys::create_account_keys("unknown@invalid", base::system_random().token(16),
-                                          settings.argon2);
-    if (made) dummy_ = std::move(made->keyring);
-  });
-  return dummy_;
-}
-
 std::size_t KeyRegistry::live() const {
   std::lock_guard lock(mu_);
   return static_cast<std::size_t>(std::count_if(
@@ -378,19 +369,10 @@ Outcome ImapSession::plain(const Command& c, std::string_view b64, std::string& 
 Outcome ImapSession::finish_login(const Command& c, const std::string& user,
                                   const std::string& password, std::string& out) {
   std::string address = lower(user);
-  auto account = ctx_.services.store->find_account(address);
-  if (!account) {
-    store_failure(c, account.error());
+  auto unlocked = ctx_.passwords.verify(*ctx_.services.store, address, password);
+  if (!unlocked && unlocked.error().code() != keys::Errc::wrong_password) {
+    store_failure(c, unlocked.error());
     return {};
-  }
-  Result<keys::UnlockedKeys> unlocked = Error(keys::Errc::wrong_password);
-  auto ring = *account ? keys::Keyring::parse((*account)->keyring)
-                       : Result<keys::Keyring>(Error(keys::Errc::corrupt_keyring));
-  if (ring) {
-    unlocked = keys::unlock_with_password(address, *ring, password);
-  } else {
-    // Unknown user: spend the same Argon2id time, so failures do not tell which accounts exist.
-    (void)keys::unlock_with_password("unknown@invalid", ctx_.dummy_keyring(), password);
   }
   if (!unlocked) {
     ++failed_logins_;
@@ -404,8 +386,8 @@ Outcome ImapSession::finish_login(const Command& c, const std::string& user,
     }
     return {};
   }
-  keys_ = ctx_.keys.share((*account)->id, std::move(*unlocked));
-  account_ = std::make_unique<store::Account>(std::move(**account));
+  keys_ = ctx_.keys.share(unlocked->first.id, std::move(unlocked->second));
+  account_ = std::make_unique<store::Account>(std::move(unlocked->first));
   base::log::info("imap.login.ok", {{"ip", ip_}, {"user", address}});
   base::log::debug("imap.keys.live", {{"accounts", static_cast<uint64_t>(ctx_.keys.live())}});
   done(c, "OK",

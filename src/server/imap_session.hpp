@@ -14,8 +14,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/password_check.hpp"
+
 #include "imap/imap.hpp"
 #include "keys/keys.hpp"
+#include "server/password_check.hpp"
 #include "server/server.hpp"
 
 namespace postern::server {
@@ -38,14 +41,9 @@ struct ImapContext {
   ImapSettings settings;
   Services services;
   KeyRegistry keys;
-  // A keyring no one can open, for failed logins of unknown users (made once, lazily).
-  const keys::Keyring& dummy_keyring();
+  PasswordCheck passwords{settings.argon2};
   // Called on every failed login (client address, user name tried): the ban module's hook.
   std::function<void(const std::string& ip, const std::string& user)> on_login_failure;
-
- private:
-  std::once_flag dummy_once_;
-  keys::Keyring dummy_;
 };
 
 class ImapSession {

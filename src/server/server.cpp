@@ -18,11 +18,13 @@ struct Server::Impl {
   ServerOptions options;
   asio::io_context io;
   asio::thread_pool pool;
-  enum class Kind { smtp, imap, imaps };
+  enum class Kind { smtp, imap, imaps, submission, submissions };
   std::vector<tcp::acceptor> acceptors;
   std::vector<Kind> kinds;  // per acceptor
   std::shared_ptr<SmtpShared> smtp;
+  std::shared_ptr<SmtpShared> submission;
   std::shared_ptr<ImapShared> imap;
+  std::unique_ptr<Outbound> outbound;
   asio::signal_set signals;
 
   explicit Impl(ServerOptions o)
@@ -123,6 +125,12 @@ Result<void> Server::bind() {
   if (auto r = listen(m.options.smtp_listen, Impl::Kind::smtp, "smtp.listen"); !r) return r;
   if (auto r = listen(m.options.imap_listen, Impl::Kind::imap, "imap.listen"); !r) return r;
   if (auto r = listen(m.options.imaps_listen, Impl::Kind::imaps, "imap.tls_listen"); !r) return r;
+  if (auto r = listen(m.options.submission_listen, Impl::Kind::submission, "submission.listen"); !r)
+    return r;
+  if (auto r =
+          listen(m.options.submissions_listen, Impl::Kind::submissions, "submission.tls_listen");
+      !r)
+    return r;
   return drop_privileges(m.options.run_as_user);
 }
 
@@ -139,12 +147,28 @@ std::vector<std::string> Server::bound() const {
 Result<void> Server::run(Services services) {
   auto& m = *impl_;
   m.smtp = std::make_shared<SmtpShared>(m.options.smtp, services, &m.pool);
+  SmtpSettings submission_settings = m.options.smtp;
+  submission_settings.protocol.submission = true;
+  m.submission = std::make_shared<SmtpShared>(submission_settings, services, &m.pool);
+  if (services.queue) {
+    m.outbound = std::make_unique<Outbound>(m.io, m.pool, services, m.options.outbound);
+    m.submission->outbound = m.outbound.get();
+    m.outbound->start();
+  }
   ImapSettings imap_settings = m.options.imap;
   m.imap = std::make_shared<ImapShared>(imap_settings, services, &m.pool);
   for (std::size_t i = 0; i < m.acceptors.size(); ++i) {
     auto kind = m.kinds[i];
     if (kind == Impl::Kind::smtp) {
-      auto start = [smtp = m.smtp](tcp::socket s) { return smtp_session(std::move(s), smtp); };
+      auto start = [smtp = m.smtp](tcp::socket s) {
+        return smtp_session(std::move(s), smtp, false);
+      };
+      asio::co_spawn(m.io, accept_loop(m.acceptors[i], start), asio::detached);
+    } else if (kind == Impl::Kind::submission || kind == Impl::Kind::submissions) {
+      bool tls = kind == Impl::Kind::submissions;
+      auto start = [sub = m.submission, tls](tcp::socket s) {
+        return smtp_session(std::move(s), sub, tls);
+      };
       asio::co_spawn(m.io, accept_loop(m.acceptors[i], start), asio::detached);
     } else {
       bool tls = kind == Impl::Kind::imaps;
@@ -163,7 +187,7 @@ Result<void> Server::run(Services services) {
   });
   {
     auto addresses = bound();
-    const char* names[] = {"smtp", "imap", "imaps"};
+    const char* names[] = {"smtp", "imap", "imaps", "submission", "submissions"};
     for (std::size_t i = 0; i < addresses.size(); ++i)
       base::log::info("server.listening", {{"protocol", names[static_cast<int>(m.kinds[i])]},
                                            {"address", addresses[i]}});
@@ -180,11 +204,14 @@ Result<void> Server::run(Services services) {
 namespace {
 // Waits for the sessions to finish what they are doing, at most `grace`, then stops.
 asio::awaitable<void> wind_down(asio::io_context& io, std::shared_ptr<SmtpShared> smtp,
-                                std::shared_ptr<ImapShared> imap, std::chrono::seconds grace) {
+                                std::shared_ptr<SmtpShared> submission,
+                                std::shared_ptr<ImapShared> imap, Outbound* outbound,
+                                std::chrono::seconds grace) {
   auto until = std::chrono::steady_clock::now() + grace;
   asio::steady_timer tick(io);
   auto live = [&] {
-    return (smtp ? smtp->live_sessions() : 0) + (imap ? imap->live_sessions() : 0);
+    return (smtp ? smtp->live_sessions() : 0) + (submission ? submission->live_sessions() : 0) +
+           (imap ? imap->live_sessions() : 0) + (outbound ? outbound->active() : 0);
   };
   while (live() > 0 && std::chrono::steady_clock::now() < until) {
     tick.expires_after(std::chrono::milliseconds(50));
@@ -202,8 +229,12 @@ void Server::stop() {
       a.close(ec);
     }
     if (m->smtp) m->smtp->drain();
+    if (m->submission) m->submission->drain();
     if (m->imap) m->imap->drain();
-    asio::co_spawn(m->io, wind_down(m->io, m->smtp, m->imap, m->options.shutdown_grace),
+    if (m->outbound) m->outbound->stop();
+    asio::co_spawn(m->io,
+                   wind_down(m->io, m->smtp, m->submission, m->imap, m->outbound.get(),
+                             m->options.shutdown_grace),
                    asio::detached);
   });
 }

@@ -21,6 +21,12 @@
 namespace boost::asio::ssl {
 class context;
 }
+namespace postern::queue {
+class Queue;
+}
+namespace postern::dns {
+class Resolver;
+}
 
 namespace postern::server {
 
@@ -88,7 +94,10 @@ struct SmtpSettings {
   std::chrono::seconds data_timeout{600};
   std::size_t max_connections = 1000;
   std::size_t max_connections_per_ip = 20;
-  std::string postmaster;  // account address for postmaster@<local domain>
+  std::string postmaster;       // account address for postmaster@<local domain>
+  crypto::Argon2Params argon2;  // cost a failed AUTH for an unknown user must match
+  // Submission: DKIM-sign with the From domain's newest keys (Ed25519 and RSA).
+  bool dkim_sign = true;
 };
 
 // Tells sessions that an account's mail changed (a delivery, another session's STORE), so IDLE
@@ -115,6 +124,21 @@ struct ImapSettings {
   crypto::Argon2Params argon2;  // of new keyrings: the cost a failed login must match
 };
 
+// Outbound delivery of the queue (server/outbound.cpp).
+struct OutboundSettings {
+  std::string hostname;       // EHLO name
+  uint16_t remote_port = 25;  // tests point it elsewhere
+  std::size_t max_connections = 100;
+  std::size_t max_per_domain = 10;  // parallel connections to one destination domain
+  std::size_t max_mx_hosts = 5;     // MX hosts tried per attempt
+  bool ipv6 = true;
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds command_timeout{300};  // RFC 5321 4.5.3.2: 5 minutes per reply ...
+  std::chrono::seconds data_timeout{600};     // ... 10 for the final one
+  std::chrono::milliseconds scan_interval{1000};
+  std::string postmaster;  // as SmtpSettings::postmaster, for local delivery from the queue
+};
+
 struct Services {
   store::Store* store = nullptr;
   store::BlobStore* blobs = nullptr;
@@ -123,12 +147,20 @@ struct Services {
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS
   // 32-byte instance secret for delivery digests (null: no dedupe); owned by the caller.
   const crypto::SecretBytes* dedupe_key = nullptr;
-  ChangeBus* changes = nullptr;  // null: no live notifications
+  ChangeBus* changes = nullptr;       // null: no live notifications
+  queue::Queue* queue = nullptr;      // null: no submission, no outbound delivery
+  dns::Resolver* resolver = nullptr;  // for outbound delivery
+  std::shared_ptr<boost::asio::ssl::context> client_tls;  // outbound STARTTLS
 };
 
 struct ServerOptions {
   std::vector<std::string> smtp_listen;
   SmtpSettings smtp;
+  // Submission (RFC 6409 / RFC 8314): STARTTLS on `submission_listen` (587), implicit TLS on
+  // `submissions_listen` (465); AUTH required. Uses smtp's limits and timeouts.
+  std::vector<std::string> submission_listen;
+  std::vector<std::string> submissions_listen;
+  OutboundSettings outbound;
   std::vector<std::string> imap_listen;   // STARTTLS
   std::vector<std::string> imaps_listen;  // implicit TLS
   ImapSettings imap;

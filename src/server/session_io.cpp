@@ -72,9 +72,33 @@ asio::awaitable<boost::system::error_code> Stream::start_tls(asio::ssl::context&
   ssl_.reset(SSL_new(ctx.native_handle()));
   if (!ssl_ || SSL_set_fd(ssl_.get(), static_cast<int>(sock_.native_handle())) != 1)
     co_return asio::error::no_memory;
+  SSL_set_accept_state(ssl_.get());
+  co_return co_await handshake();
+}
+
+asio::awaitable<boost::system::error_code> Stream::start_tls_client(asio::ssl::context& ctx,
+                                                                    std::string server_name,
+                                                                    bool verify) {
+  boost::system::error_code ec;
+  sock_.non_blocking(true, ec);
+  if (ec) co_return ec;
+  ssl_.reset(SSL_new(ctx.native_handle()));
+  if (!ssl_ || SSL_set_fd(ssl_.get(), static_cast<int>(sock_.native_handle())) != 1)
+    co_return asio::error::no_memory;
+  SSL_set_tlsext_host_name(ssl_.get(), server_name.c_str());
+  if (verify) {
+    SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, nullptr);
+    if (SSL_set1_host(ssl_.get(), server_name.c_str()) != 1) co_return asio::error::no_memory;
+  } else {
+    SSL_set_verify(ssl_.get(), SSL_VERIFY_NONE, nullptr);
+  }
+  SSL_set_connect_state(ssl_.get());
+  co_return co_await handshake();
+}
+
+asio::awaitable<boost::system::error_code> Stream::handshake() {
   // Writes resume from where a partial write stopped, with the rest of the same string.
   SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_set_accept_state(ssl_.get());
   while (true) {
     ERR_clear_error();
     int r = SSL_do_handshake(ssl_.get());

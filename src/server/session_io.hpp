@@ -28,10 +28,15 @@ class Stream {
       asio::mutable_buffer b);
   asio::awaitable<boost::system::error_code> write(std::string data);
   asio::awaitable<boost::system::error_code> start_tls(asio::ssl::context& ctx);
+  // Outbound: handshake as the client, sending `server_name` as SNI. With `verify`, the peer's
+  // chain must validate under the context's CA store and name `server_name`.
+  asio::awaitable<boost::system::error_code> start_tls_client(asio::ssl::context& ctx,
+                                                              std::string server_name, bool verify);
   std::string cipher() const;
 
  private:
   asio::awaitable<boost::system::error_code> wait_for(int ssl_want);
+  asio::awaitable<boost::system::error_code> handshake();
   struct SslFree {
     void operator()(SSL* s) const { SSL_free(s); }
   };

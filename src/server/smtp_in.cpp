@@ -10,52 +10,15 @@
 
 #include "base/log.hpp"
 #include "base/random.hpp"
+#include "crypto/crypto.hpp"
+#include "server/outbound.hpp"
 #include "server/session_io.hpp"
+#include "server/submission.hpp"
 
 namespace postern::server {
 
-namespace {
-
-// A recipient's fate: an account id, or the rejection to send. Store failures are errors
-// (451 4.3.0), never a permanent "unknown user".
-struct Verdict {
-  std::optional<smtp::Reply> rejection;
-  int64_t account_id = 0;
-};
-
-Result<Verdict> lookup_recipient(store::Store& store, const mime::Mailbox& mb,
-                                 const std::string& postmaster) {
-  std::string key;
-  if (mb.domain.empty()) {
-    key = postmaster;  // RFC 5321 4.1.1.3 <Postmaster>
-  } else {
-    auto local = store.is_local_domain(mb.domain);
-    if (!local) return local.error();
-    if (!*local) return Verdict{smtp::Reply{550, "5.7.1", "Relay access denied"}};
-    key = mb.lookup_key();
-  }
-  auto id = store.resolve_address(key);
-  if (!id) return id.error();
-  if (!*id && mb.lookup_key().starts_with("postmaster@") && !postmaster.empty()) {
-    id = store.resolve_address(postmaster);
-    if (!id) return id.error();
-  }
-  if (!*id) return Verdict{smtp::Reply{550, "5.1.1", "Recipient address rejected: user unknown"}};
-  auto account = store.account_by_id(**id);
-  if (!account) return account.error();
-  if (*account && (*account)->quota_bytes > 0) {
-    auto used = store.usage(**id);
-    if (!used) return used.error();
-    // Temporary: the sender retries, and the user may make room meanwhile (RFC 3463 4.2.2).
-    if (*used >= static_cast<uint64_t>((*account)->quota_bytes))
-      return Verdict{smtp::Reply{452, "4.2.2", "Mailbox full, try again later"}};
-  }
-  return Verdict{std::nullopt, **id};
-}
-
-}  // namespace
-
-asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared) {
+asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared,
+                                   bool implicit_tls) {
   boost::system::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (ec) co_return;
@@ -96,6 +59,16 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
   smtp::Options opt = settings.protocol;
   opt.starttls_offered = svc.tls != nullptr;
   opt.tls_active = false;
+  if (implicit_tls) {
+    if (!svc.tls) co_return;
+    if (auto hec = co_await stream.start_tls(*svc.tls)) {
+      base::log::warn("smtp.tls.failed", {{"sid", sid}, {"error", hec.message()}});
+      co_return;
+    }
+    opt.tls_active = true;
+  }
+  const bool submission = opt.submission;
+  int64_t auth_account = 0;
   smtp::ServerSession machine(opt);
   std::map<std::string, int64_t> accounts;
   std::string buffer(64 * 1024, '\0');
@@ -150,15 +123,83 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       mime::Mailbox mb = machine.pending_recipient();
       store::Store* st = svc.store;
       std::string postmaster = settings.postmaster;
-      auto lookup = [st, mb, postmaster] { return lookup_recipient(*st, mb, postmaster); };
-      auto v = co_await run_blocking<Result<Verdict>>(*shared->pool, std::move(lookup));
+      auto lookup = [st, mb, postmaster, submission]() -> Result<RecipientVerdict> {
+        if (submission && !mb.domain.empty()) {
+          // Any remote recipient; local ones must exist (bounce now rather than later).
+          auto local = st->is_local_domain(mb.domain);
+          if (!local) return local.error();
+          if (!*local) return RecipientVerdict{};
+        }
+        return lookup_recipient(*st, mb, postmaster);
+      };
+      auto v = co_await run_blocking<Result<RecipientVerdict>>(*shared->pool, std::move(lookup));
       if (!v) {
         base::log::error("smtp.lookup.failed", {{"sid", sid}, {"error", v.error().describe()}});
-        v = Verdict{smtp::Reply{451, "4.3.0", "Temporary lookup failure, try again later"}};
+        v = RecipientVerdict{
+            smtp::Reply{451, "4.3.0", "Temporary lookup failure, try again later"}};
       }
       if (machine.envelope().recipients.empty()) accounts.clear();
       if (!v->rejection) accounts[mb.lookup_key()] = v->account_id;
       machine.recipient_verdict(v->rejection);
+    } else if (action == smtp::Action::authenticate) {
+      std::string user = machine.auth_user();
+      auto check = [shared, user, pw = machine.take_auth_password()]() mutable -> Result<int64_t> {
+        auto r = shared->passwords.verify(*shared->services.store, user, pw);
+        crypto::wipe(pw);
+        if (!r) return r.error();
+        return r->first.id;  // the unwrapped keys are wiped here: sending needs none
+      };
+      auto verified = co_await run_blocking<Result<int64_t>>(*shared->pool, std::move(check));
+      if (verified) {
+        auth_account = *verified;
+        base::log::info("smtp.auth.ok", {{"sid", sid}, {"ip", ip}, {"user", user}});
+      } else {
+        base::log::warn("smtp.auth.failed",
+                        {{"sid", sid}, {"ip", ip}, {"user", user.substr(0, 128)}});
+      }
+      machine.auth_result(verified.has_value());
+    } else if (action == smtp::Action::verify_sender) {
+      mime::Mailbox mb = machine.pending_sender();
+      store::Store* st = svc.store;
+      auto owner = co_await run_blocking<Result<std::optional<int64_t>>>(
+          *shared->pool, [st, key = mb.lookup_key()] { return st->resolve_address(key); });
+      std::optional<smtp::Reply> rejection;
+      if (!owner)
+        rejection = smtp::Reply{451, "4.3.0", "Temporary lookup failure, try again later"};
+      else if (!*owner || **owner != auth_account)
+        rejection = smtp::Reply{550, "5.7.1", "Sender address <" + mb.str() + "> is not yours"};
+      machine.sender_verdict(rejection);
+    } else if (action == smtp::Action::deliver && submission) {
+      auto in = std::make_shared<SubmissionRequest>();
+      in->envelope = machine.envelope();
+      in->message = machine.take_message();
+      in->account_id = auth_account;
+      in->hostname = settings.protocol.hostname;
+      in->queue_id = base::system_random().token(10);
+      in->dkim = settings.dkim_sign;
+      Services s = svc;
+      auto job = [s, in] { return accept_submission(s, *in); };
+      auto accepted =
+          co_await run_blocking<Result<SubmissionOutcome>>(*shared->pool, std::move(job));
+      crypto::wipe(in->message);
+      smtp::Reply reply;
+      if (!accepted) {
+        base::log::error("smtp.submit.failed",
+                         {{"sid", sid}, {"error", accepted.error().describe()}});
+        reply = delivery_failure_reply(accepted.error());
+      } else {
+        reply = accepted->reply;
+        if (reply.code == 250) {
+          ++delivered;
+          base::log::info("smtp.submit.ok", {{"sid", sid},
+                                             {"id", accepted->queue_id},
+                                             {"recipients", in->envelope.recipients.size()}});
+          if (shared->outbound) shared->outbound->kick();
+        } else {
+          base::log::info("smtp.submit.refused", {{"sid", sid}, {"reply", reply.enhanced}});
+        }
+      }
+      machine.delivery_result(reply);
     } else if (action == smtp::Action::deliver) {
       auto in = std::make_shared<DeliveryRequest>();
       in->envelope = machine.envelope();

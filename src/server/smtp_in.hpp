@@ -7,6 +7,8 @@
 #include <unordered_map>
 
 #include "server/asio_util.hpp"
+#include "server/outbound.hpp"
+#include "server/password_check.hpp"
 #include "server/server.hpp"
 #include "server/session_io.hpp"
 
@@ -23,8 +25,13 @@ struct SmtpShared : LiveSessions {
   asio::thread_pool* pool = nullptr;
   ConnectionTracker tracker;
   std::atomic<uint64_t> next_session{1};
+  PasswordCheck passwords{settings.argon2};  // submission
+  Outbound* outbound = nullptr;              // told when a submission is queued
 };
 
-asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared);
+// The MX session (settings.protocol.submission false) or a submission session; implicit_tls:
+// the handshake comes first (port 465).
+asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared,
+                                   bool implicit_tls);
 
 }  // namespace postern::server

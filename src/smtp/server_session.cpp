@@ -82,6 +82,7 @@ void ServerSession::reset_transaction() {
   env_.smtputf8 = false;
   env_.body = Body::seven_bit;
   env_.chunking = false;
+  env_.requiretls = false;
   rcpt_attempts_ = 0;
   message_.clear();
   too_big_ = bad_line_end_ = line_too_long_ = false;
@@ -97,6 +98,8 @@ Action ServerSession::next() {
         return Action::close;
       case State::wait_verdict:
         return Action::verify_recipient;
+      case State::wait_sender:
+        return Action::verify_sender;
       case State::wait_delivery:
         return Action::deliver;
       case State::wait_auth:
@@ -310,6 +313,7 @@ Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) 
       "8BITMIME",    "SMTPUTF8",   "ENHANCEDSTATUSCODES",
       "CHUNKING"};
   if (opt_.starttls_offered && !opt_.tls_active) lines.push_back("STARTTLS");
+  if (opt_.tls_active) lines.push_back("REQUIRETLS");
   if (opt_.submission && opt_.tls_active && authenticated_.empty())
     lines.push_back("AUTH PLAIN LOGIN");
   out_ += format_reply(250, "", lines);
@@ -331,7 +335,7 @@ Action ServerSession::command_mail(std::string_view arg) {
   auto params = detail::parse_params(path->rest, max_params);
   if (!params) return error(501, "5.5.4", "Bad MAIL parameter syntax");
   if (!env_.esmtp && !params->empty()) return error(555, "5.5.4", "Parameters need EHLO");
-  bool smtputf8 = false, seen_size = false, seen_body = false;
+  bool smtputf8 = false, requiretls = false, seen_size = false, seen_body = false;
   Body body = Body::seven_bit;
   for (const auto& p : *params) {
     if (iequals(p.keyword, "SIZE") && !seen_size && p.value) {
@@ -348,10 +352,15 @@ Action ServerSession::command_mail(std::string_view arg) {
         return error(501, "5.5.4", "Bad BODY value");
     } else if (iequals(p.keyword, "SMTPUTF8") && !smtputf8 && !p.value) {
       smtputf8 = true;
+    } else if (iequals(p.keyword, "REQUIRETLS") && !requiretls && !p.value) {
+      // RFC 8689 2: only offered, and so only valid, over TLS.
+      if (!opt_.tls_active) return error(530, "5.7.10", "REQUIRETLS needs a TLS session");
+      requiretls = true;
     } else {
       return error(555, "5.5.4", "Unsupported MAIL parameter");
     }
   }
+  PendingSender chosen{{}, smtputf8, requiretls, body};
   std::optional<mime::Mailbox> sender;
   if (!path->mailbox.empty()) {
     auto mb = mime::parse_mailbox(path->mailbox, smtputf8);
@@ -362,12 +371,34 @@ Action ServerSession::command_mail(std::string_view arg) {
     }
     sender = std::move(*mb);
   }
+  if (opt_.submission && sender) {
+    chosen.mailbox = std::move(*sender);
+    pending_sender_ = std::move(chosen);
+    state_ = State::wait_sender;
+    return Action::verify_sender;
+  }
+  start_transaction(std::move(sender), chosen);
+  return Action::read;
+}
+
+void ServerSession::start_transaction(std::optional<mime::Mailbox> sender,
+                                      const PendingSender& params) {
   in_transaction_ = true;
   env_.sender = std::move(sender);
-  env_.smtputf8 = smtputf8;
-  env_.body = body;
+  env_.smtputf8 = params.smtputf8;
+  env_.requiretls = params.requiretls;
+  env_.body = params.body;
   reply(250, "2.1.0", "Ok");
-  return Action::read;
+}
+
+void ServerSession::sender_verdict(const std::optional<Reply>& rejection) {
+  if (state_ != State::wait_sender) return;
+  state_ = State::command;
+  if (rejection) {
+    out_ += format_reply(*rejection);
+    return;
+  }
+  start_transaction(pending_sender_.mailbox, pending_sender_);
 }
 
 Action ServerSession::command_rcpt(std::string_view arg) {

@@ -8,6 +8,7 @@
 // pipelines after STARTTLS are dropped before TLS starts (CVE-2011-0411 class).
 #pragma once
 
+#include "base/error.hpp"
 #include "mime/mime.hpp"
 
 #include <cstdint>
@@ -57,12 +58,14 @@ struct Envelope {
   bool smtputf8 = false;
   Body body = Body::seven_bit;
   bool tls = false;
-  bool chunking = false;  // received with BDAT
+  bool chunking = false;    // received with BDAT
+  bool requiretls = false;  // RFC 8689 MAIL FROM parameter (only accepted over TLS)
 };
 
 enum class Action {
   read,              // write take_output(), then feed() more bytes
   verify_recipient,  // answer with recipient_verdict()
+  verify_sender,     // submission: may the account use pending_sender()? sender_verdict()
   deliver,           // store envelope()+take_message(), answer with delivery_result()
   start_tls,         // write take_output(), handshake, then tls_started()
   authenticate,      // check auth_user()/take_auth_password(), answer with auth_result()
@@ -82,6 +85,10 @@ class ServerSession {
   const mime::Mailbox& pending_recipient() const { return pending_rcpt_; }
   // nullopt accepts; otherwise the rejection reply (550 5.1.1 ...).
   void recipient_verdict(const std::optional<Reply>& rejection);
+
+  // verify_sender: the reverse-path of the MAIL command (submission only; <> is not asked).
+  const mime::Mailbox& pending_sender() const { return pending_sender_.mailbox; }
+  void sender_verdict(const std::optional<Reply>& rejection);
 
   const Envelope& envelope() const { return env_; }
   std::string take_message() { return std::move(message_); }
@@ -108,6 +115,7 @@ class ServerSession {
     data,
     bdat,
     wait_verdict,
+    wait_sender,
     wait_delivery,
     auth_response,  // the next line answers a 334 challenge
     wait_auth,
@@ -144,6 +152,12 @@ class ServerSession {
   bool skipping_long_line_ = false;
   enum class Pending { none, rcpt, vrfy } pending_ = Pending::none;
   mime::Mailbox pending_rcpt_;
+  struct PendingSender {
+    mime::Mailbox mailbox;
+    bool smtputf8 = false, requiretls = false;
+    Body body = Body::seven_bit;
+  } pending_sender_;
+  void start_transaction(std::optional<mime::Mailbox> sender, const PendingSender& params);
 
   Envelope env_;
   bool in_transaction_ = false;
@@ -166,5 +180,93 @@ class ServerSession {
   std::string auth_password_;
   std::string authenticated_;
 };
+
+// --- Client side (outbound delivery) ---
+
+// Reads replies from a server: lines accumulate until the last line of a reply ("250 x" after
+// "250-y" lines). Bounded: a line over 4096 bytes or a reply over 200 lines is a protocol
+// error, as is a line that is not "DDD", "DDD text" or "DDD-text" with one code throughout.
+class ReplyReader {
+ public:
+  void feed(std::string_view bytes);
+  // The next complete reply; nullopt when more input is needed. After an error, error() is set
+  // and nothing more is returned.
+  std::optional<Reply> next();
+  bool failed() const { return failed_; }
+  // The reply's lines (for EHLO): the text of each line, without code and separator.
+  const std::vector<std::string>& lines() const { return lines_; }
+
+ private:
+  std::string in_;
+  std::size_t pos_ = 0;
+  std::vector<std::string> lines_;
+  std::vector<std::string> pending_;
+  int code_ = 0;
+  bool failed_ = false;
+};
+
+// What a server offered in its EHLO reply.
+struct Capabilities {
+  bool pipelining = false, starttls = false, eight_bit_mime = false, smtputf8 = false;
+  bool requiretls = false, chunking = false, enhanced_codes = false;
+  uint64_t size = 0;  // 0: no limit announced
+};
+Capabilities parse_ehlo(const std::vector<std::string>& lines);
+
+// DATA content: CRLF line ends assumed (postern only queues such messages), leading dots
+// doubled, CRLF added when the message does not end with one, then ".\r\n".
+std::string dot_stuff(std::string_view message);
+
+// --- Submission (RFC 6409 8) ---
+
+struct SubmissionFix {
+  std::string hostname;          // right side of a generated Message-ID
+  std::string message_id_local;  // unique left side (random)
+  std::string date;              // RFC 5322 date for a missing Date
+};
+struct Submitted {
+  std::string message;                 // Bcc removed, Date/Message-ID added when missing
+  std::vector<mime::Mailbox> authors;  // every address of the From field
+  std::vector<mime::Mailbox> senders;  // the Sender field's address, if any
+};
+// mime::Errc::syntax when the header section is malformed or From is missing or holds an address
+// that does not parse (the sender check needs every author).
+Result<Submitted> prepare_submission(std::string_view message, const SubmissionFix& fix);
+
+// --- Delivery status notifications (RFC 3464) ---
+
+struct DsnRecipient {
+  std::string address;           // final recipient (rfc822;...)
+  std::string action;            // failed, delayed, delivered, relayed, expanded
+  std::string status;            // "5.1.1"
+  std::string remote_mta;        // dns;host (empty: none)
+  std::string diagnostic;        // "smtp; 550 5.1.1 ..." (empty: none)
+  std::string last_attempt;      // RFC 5322 date (empty: none)
+  std::string will_retry_until;  // delayed only
+};
+struct DsnRequest {
+  std::string reporting_mta;  // our host name
+  std::string postmaster;     // From: of the report (MAILER-DAEMON@host)
+  std::string to;             // the original sender
+  std::string date;
+  std::string message_id;  // <...> of the report
+  std::string boundary;    // random; must not occur in the original headers
+  std::string arrival_date;
+  std::string original_headers;  // the original header section (returned as text/rfc822-headers)
+  std::vector<DsnRecipient> recipients;
+};
+// A multipart/report; report-type=delivery-status message with a human-readable part, the
+// message/delivery-status part and the original message's headers.
+std::string make_dsn(const DsnRequest& request);
+
+struct DeliveryStatus {
+  std::string reporting_mta;
+  std::string arrival_date;
+  std::vector<DsnRecipient> recipients;
+};
+// The content of a message/delivery-status part (RFC 3464 2.1): per-message fields, then one
+// block of per-recipient fields each. Bounded: 1000 recipients, 998-byte fields (folded lines
+// joined). mime::Errc::syntax for anything else.
+Result<DeliveryStatus> parse_delivery_status(std::string_view text);
 
 }  // namespace postern::smtp

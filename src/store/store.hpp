@@ -122,6 +122,30 @@ struct DkimKeyRecord {
   int64_t created = 0;
 };
 
+// The outbound queue's rows; queue/ decides what they mean and when to retry.
+enum class RecipientState { pending = 0, delivered = 1, failed = 2 };
+struct QueuedRecipient {
+  int64_t id = 0;       // assigned by enqueue
+  std::string address;  // as in RCPT TO
+  std::string domain;   // lowercased destination domain (the delivery group)
+  RecipientState state = RecipientState::pending;
+  int64_t attempts = 0;
+  int64_t next_attempt = 0;  // unix seconds
+  std::string last_reply;    // the last remote reply or local error, for DSNs and the CLI
+  std::string remote_mta;
+};
+struct QueuedMessage {
+  std::string id;      // random token; the blob holds the encrypted content
+  std::string sender;  // "" for the null reverse-path
+  int64_t created = 0;
+  std::string blob_id;
+  uint64_t size = 0;
+  bool smtputf8 = false, eight_bit = false, requiretls = false;
+  bool held = false;
+  bool warned = false;  // the delay notification went out
+  std::vector<QueuedRecipient> recipients;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -197,6 +221,21 @@ class Store {
   // Copies (or moves) messages; blobs are shared between copies, never duplicated.
   virtual Result<Copied> copy_messages(int64_t from_mailbox, std::span<const uint32_t> uids,
                                        int64_t to_mailbox, bool move) = 0;
+  // Outbound queue. enqueue stores the message and its recipients in one transaction.
+  virtual Result<void> enqueue(const QueuedMessage& message) = 0;
+  // Messages with a pending recipient due at `now` (not held), oldest first, at most `limit`.
+  virtual Result<std::vector<QueuedMessage>> queue_due(int64_t now, std::size_t limit) = 0;
+  virtual Result<std::vector<QueuedMessage>> queue_all() = 0;
+  virtual Result<std::optional<QueuedMessage>> queued(std::string_view id) = 0;
+  // Saves the recipients' state, attempts, next attempt and replies (matched by id).
+  virtual Result<void> update_recipients(std::span<const QueuedRecipient> recipients) = 0;
+  virtual Result<void> set_queue_flags(std::string_view id, bool held, bool warned) = 0;
+  // Every pending recipient of the message becomes due now (`postern queue retry`).
+  virtual Result<void> queue_retry_now(std::string_view id, int64_t now) = 0;
+  // Removes the message and its recipients; returns its blob id (the caller deletes the
+  // file after the commit), or nullopt when there was no such message.
+  virtual Result<std::optional<std::string>> dequeue(std::string_view id) = 0;
+  // Every blob a row refers to (messages and the outbound queue).
   virtual Result<std::vector<std::string>> blob_ids() = 0;
 
   // Backend self-check (SQLite: PRAGMA integrity_check); error when not consistent.

@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 8> migrations = {
+inline constexpr std::array<const char*, 9> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -120,6 +120,30 @@ CREATE TABLE dkim_keys(
   public_key BLOB NOT NULL,
   created INTEGER NOT NULL,
   PRIMARY KEY(domain, selector)) WITHOUT ROWID;
+)sql",
+    // 9: the outbound queue.
+    R"sql(
+CREATE TABLE queue_messages(
+  id TEXT PRIMARY KEY,
+  sender TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  held INTEGER NOT NULL DEFAULT 0,
+  warned INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE queue_recipients(
+  id INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt INTEGER NOT NULL,
+  last_reply TEXT NOT NULL,
+  remote_mta TEXT NOT NULL);
+CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
 )sql",
 };
 

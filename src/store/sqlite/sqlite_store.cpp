@@ -896,10 +896,98 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<void> enqueue(const QueuedMessage& m) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    Stmt ins(writer_.get(),
+             "INSERT INTO queue_messages(id, sender, created, blob_id, size, flags, held, warned) "
+             "VALUES (?,?,?,?,?,?,?,?)");
+    ins.bind(1, m.id).bind(2, m.sender).bind(3, m.created).bind(4, m.blob_id);
+    ins.bind(5, static_cast<int64_t>(m.size)).bind(6, queue_flags(m));
+    ins.bind(7, m.held ? 1 : 0).bind(8, m.warned ? 1 : 0);
+    if (auto r = ins.run("enqueue"); !r) return r;
+    Stmt rcpt(writer_.get(),
+              "INSERT INTO queue_recipients(message_id, address, domain, state, attempts, "
+              "next_attempt, last_reply, remote_mta) VALUES (?,?,?,?,?,?,?,?)");
+    for (const auto& r : m.recipients) {
+      rcpt.reset();
+      rcpt.bind(1, m.id).bind(2, r.address).bind(3, r.domain);
+      rcpt.bind(4, static_cast<int64_t>(r.state)).bind(5, r.attempts).bind(6, r.next_attempt);
+      rcpt.bind(7, r.last_reply).bind(8, r.remote_mta);
+      if (auto res = rcpt.run("enqueue recipient"); !res) return res;
+    }
+    return tx.commit();
+  }
+
+  Result<std::vector<QueuedMessage>> queue_due(int64_t now, std::size_t limit) override {
+    return load_queue(
+        "WHERE NOT m.held AND m.id IN (SELECT message_id FROM queue_recipients "
+        "WHERE state = 0 AND next_attempt <= ?1) ORDER BY m.created, m.id LIMIT ?2",
+        now, static_cast<int64_t>(limit), "");
+  }
+
+  Result<std::vector<QueuedMessage>> queue_all() override {
+    return load_queue("ORDER BY m.created, m.id", 0, 0, "");
+  }
+
+  Result<std::optional<QueuedMessage>> queued(std::string_view id) override {
+    auto all = load_queue("WHERE m.id = ?3", 0, 0, id);
+    if (!all) return all.error();
+    if (all->empty()) return std::optional<QueuedMessage>();
+    return std::optional<QueuedMessage>(std::move(all->front()));
+  }
+
+  Result<void> update_recipients(std::span<const QueuedRecipient> rs) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    Stmt up(writer_.get(),
+            "UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt = ?, "
+            "last_reply = ?, remote_mta = ? WHERE id = ?");
+    for (const auto& r : rs) {
+      up.reset();
+      up.bind(1, static_cast<int64_t>(r.state)).bind(2, r.attempts).bind(3, r.next_attempt);
+      up.bind(4, r.last_reply).bind(5, r.remote_mta).bind(6, r.id);
+      if (auto res = up.run("update queue recipient"); !res) return res;
+    }
+    return tx.commit();
+  }
+
+  Result<void> set_queue_flags(std::string_view id, bool held, bool warned) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "UPDATE queue_messages SET held = ?, warned = ? WHERE id = ?");
+    s.bind(1, held ? 1 : 0).bind(2, warned ? 1 : 0).bind(3, id);
+    if (auto r = s.run("set queue flags"); !r) return r;
+    if (sqlite3_changes(writer_.get()) == 0) return Error(Errc::not_found, "queue id");
+    return {};
+  }
+
+  Result<void> queue_retry_now(std::string_view id, int64_t now) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(),
+           "UPDATE queue_recipients SET next_attempt = ? WHERE message_id = ? AND state = 0");
+    s.bind(1, now).bind(2, id);
+    return s.run("retry queue message");
+  }
+
+  Result<std::optional<std::string>> dequeue(std::string_view id) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "DELETE FROM queue_messages WHERE id = ? RETURNING blob_id");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return sqlite_error(writer_.get(), rc, "dequeue");
+    std::string blob = s.blob(0);
+    while (s.step() == SQLITE_ROW) {
+    }
+    return std::optional<std::string>(std::move(blob));
+  }
+
   Result<std::vector<std::string>> blob_ids() override {
     auto c = reader();
     if (!c) return c.error();
-    Stmt s(c->get(), "SELECT blob_id FROM messages");
+    Stmt s(c->get(), "SELECT blob_id FROM messages UNION ALL SELECT blob_id FROM queue_messages");
     std::vector<std::string> out;
     if (auto r =
             for_each_row(s, c->get(), "list blobs", [&](Stmt& st) { out.push_back(st.text(0)); });
@@ -920,6 +1008,74 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static int64_t queue_flags(const QueuedMessage& m) {
+    return (m.smtputf8 ? 1 : 0) | (m.eight_bit ? 2 : 0) | (m.requiretls ? 4 : 0);
+  }
+
+  // Queue rows with their recipients, in one read transaction. `where` may use ?1 (an int),
+  // ?2 (a limit) and ?3 (an id).
+  Result<std::vector<QueuedMessage>> load_queue(const std::string& where, int64_t a, int64_t b,
+                                                std::string_view id) {
+    auto c = reader();
+    if (!c) return c.error();
+    // One read transaction, so the messages and their recipients agree.
+    if (auto r = c->exec("BEGIN"); !r) return r.error();
+    struct End {
+      Lease& c;
+      ~End() { (void)c.exec("COMMIT"); }
+    } end{*c};
+    std::string sql =
+        "SELECT m.id, m.sender, m.created, m.blob_id, m.size, m.flags, m.held, m.warned "
+        "FROM queue_messages m " +
+        where;
+    Stmt s(c->get(), sql.c_str());
+    if (sql.find("?1") != std::string::npos) s.bind(1, a);
+    if (sql.find("?2") != std::string::npos) s.bind(2, b);
+    if (sql.find("?3") != std::string::npos) s.bind(3, id);
+    std::vector<QueuedMessage> out;
+    if (auto r = for_each_row(s, c->get(), "queue",
+                              [&](Stmt& st) {
+                                QueuedMessage m;
+                                m.id = st.text(0);
+                                m.sender = st.text(1);
+                                m.created = st.int64(2);
+                                m.blob_id = st.text(3);
+                                m.size = static_cast<uint64_t>(st.int64(4));
+                                int64_t f = st.int64(5);
+                                m.smtputf8 = f & 1;
+                                m.eight_bit = f & 2;
+                                m.requiretls = f & 4;
+                                m.held = st.int64(6) != 0;
+                                m.warned = st.int64(7) != 0;
+                                out.push_back(std::move(m));
+                              });
+        !r)
+      return r.error();
+    Stmt rs(c->get(),
+            "SELECT id, address, domain, state, attempts, next_attempt, last_reply, remote_mta "
+            "FROM queue_recipients WHERE message_id = ? ORDER BY id");
+    for (auto& m : out) {
+      rs.reset();
+      rs.bind(1, m.id);
+      if (auto r = for_each_row(rs, c->get(), "queue recipients",
+                                [&](Stmt& st) {
+                                  QueuedRecipient q;
+                                  q.id = st.int64(0);
+                                  q.address = st.text(1);
+                                  q.domain = st.text(2);
+                                  q.state = static_cast<RecipientState>(st.int64(3));
+                                  q.attempts = st.int64(4);
+                                  q.next_attempt = st.int64(5);
+                                  q.last_reply = st.text(6);
+                                  q.remote_mta = st.text(7);
+                                  m.recipients.push_back(std::move(q));
+                                });
+          !r)
+        return r.error();
+    }
+    return out;
+  }
+
   // Within a write transaction: the next modseq of a mailbox.
   Result<uint64_t> bump_modseq(int64_t mailbox_id) {
     Stmt b(writer_.get(),

@@ -5,7 +5,8 @@
 // ("*" at the end matches any rest). "! key=value" sets an option before the dialog starts.
 // "= deliver CODE X.Y.Z text" sets the reply for the next delivery; "= auth ok|fail" the next
 // AUTH verdict; "= credentials USER/PASS" checks what AUTH passed on; "= authenticated USER"
-// the session's account; "= message text" checks the
+// the session's account; "= sender ok|fail" the next submission sender verdict; "= requiretls
+// true|false" checks the last delivered envelope; "= message text" checks the
 // last delivered message; "= delivered N" checks the delivery count; "= closed" checks that
 // the machine closed the session; "= timeout" fires the I/O deadline. Lines starting with '#'
 // are comments. Every reply line must be matched by an S: line.
@@ -99,6 +100,10 @@ class Dialog {
       next_auth_ = rest == "ok";
     } else if (what == "credentials") {
       EXPECT_EQ(last_credentials_, unescape(rest)) << name_ << ":" << line;
+    } else if (what == "sender") {
+      next_sender_ = rest == "ok";
+    } else if (what == "requiretls") {
+      EXPECT_EQ(last_requiretls_, rest == "true") << name_ << ":" << line;
     } else if (what == "authenticated") {
       EXPECT_EQ(m_->authenticated_user(), rest) << name_ << ":" << line;
     } else if (what == "timeout") {
@@ -148,9 +153,17 @@ class Dialog {
         closed_ = true;
         break;
       }
-      if (a == Action::verify_recipient) {
+      if (a == Action::verify_sender) {
+        if (next_sender_)
+          m_->sender_verdict(std::nullopt);
+        else
+          m_->sender_verdict(Reply{550, "5.7.1", "Sender address not yours"});
+        next_sender_ = true;
+      } else if (a == Action::verify_recipient) {
         const auto& r = m_->pending_recipient();
-        if (r.domain.empty() || (r.domain == "example.test" && r.local != "unknown"))
+        if (opt_.submission)
+          m_->recipient_verdict(std::nullopt);  // the server checks only local recipients
+        else if (r.domain.empty() || (r.domain == "example.test" && r.local != "unknown"))
           m_->recipient_verdict(std::nullopt);
         else if (r.domain == "example.test")
           m_->recipient_verdict(Reply{550, "5.1.1", "Recipient address rejected: user unknown"});
@@ -158,6 +171,7 @@ class Dialog {
           m_->recipient_verdict(Reply{550, "5.7.1", "Relay access denied"});
       } else if (a == Action::deliver) {
         last_message_ = m_->take_message();
+        last_requiretls_ = m_->envelope().requiretls;
         Reply r = next_delivery_.value_or(Reply{250, "2.0.0", "Ok"});
         if (r.code == 250) ++delivered_;
         next_delivery_.reset();
@@ -180,6 +194,8 @@ class Dialog {
   std::deque<std::string> replies_;
   std::optional<Reply> next_delivery_;
   bool next_auth_ = true;
+  bool next_sender_ = true;
+  bool last_requiretls_ = false;
   std::string last_credentials_;
   std::string last_message_;
   std::size_t delivered_ = 0;
