@@ -112,7 +112,7 @@ const std::vector<Key>& schema() {
        "Submission listeners with implicit TLS (port 465, RFC 8314)."},
       {"submission", "dkim_sign", &Config::submission_dkim_sign, 0, 0,
        "Sign submitted mail with the From domain's newest Ed25519 and RSA DKIM keys."},
-      {"queue", "lifetime_seconds", &Config::queue_lifetime_seconds, 60, 30 * 86400,
+      {"queue", "lifetime_seconds", &Config::queue_lifetime_seconds, 10, 30 * 86400,
        "How long a message is retried before it is bounced."},
       {"queue", "warn_after_seconds", &Config::queue_warn_after_seconds, 1, 30 * 86400,
        "After this long undelivered, the sender gets one delay notification."},

@@ -47,7 +47,7 @@ int queue_command(const std::string& config_path, const std::string& action, con
   queue::Queue q(**store, blobs, crypto::SecretBytes(32), clock, queue_policy(*cfg), cfg->hostname);
   auto fail = [&](const Error& e) {
     err << "postern: " << e.describe() << "\n";
-    return e.code() == store::Errc::not_found ? exit_usage : exit_failure;
+    return e.code() == store::Errc::not_found ? exit_not_found : exit_failure;
   };
   if (action == "list") {
     auto all = (*store)->queue_all();

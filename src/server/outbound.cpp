@@ -178,8 +178,9 @@ asio::awaitable<void> Outbound::Impl::scan_loop() {
   auto self = shared_from_this();
   while (!stopping) {
     queue::Queue* q = svc.queue;
-    auto due = co_await run_blocking<Result<std::vector<store::QueuedMessage>>>(
-        pool, [q] { return q->due(1000); });
+    auto scan = [q] { return q->due(1000); };
+    auto due =
+        co_await run_blocking<Result<std::vector<store::QueuedMessage>>>(pool, std::move(scan));
     if (!due) {
       base::log::error("queue.scan.failed", {{"error", due.error().describe()}});
     } else {
@@ -201,7 +202,8 @@ asio::awaitable<void> Outbound::Impl::deliver_message(store::QueuedMessage msg) 
   auto m = std::make_shared<const store::QueuedMessage>(std::move(msg));
   queue::Queue* q = svc.queue;
   store::Store* st = svc.store;
-  auto loaded = co_await run_blocking<Result<std::string>>(pool, [q, m] { return q->content(*m); });
+  auto read = [q, m] { return q->content(*m); };
+  auto loaded = co_await run_blocking<Result<std::string>>(pool, std::move(read));
   std::vector<queue::Attempt> attempts;
   int64_t now = svc.clock->unix_seconds();
   std::vector<const store::QueuedRecipient*> due;
@@ -228,8 +230,8 @@ asio::awaitable<void> Outbound::Impl::deliver_message(store::QueuedMessage msg) 
     auto collect = std::make_shared<Collect>();
     std::vector<std::pair<std::string, std::vector<const store::QueuedRecipient*>>> remote;
     for (auto& [domain, rcpts] : by_domain) {
-      auto local = co_await run_blocking<Result<bool>>(
-          pool, [st, d = domain] { return st->is_local_domain(d); });
+      auto is_local = [st, d = domain] { return st->is_local_domain(d); };
+      auto local = co_await run_blocking<Result<bool>>(pool, std::move(is_local));
       if (!local) {
         for (const auto* r : rcpts) attempts.push_back({r->id, temp("4.3.0", "Lookup failed"), ""});
       } else if (*local) {
@@ -258,8 +260,8 @@ asio::awaitable<void> Outbound::Impl::deliver_message(store::QueuedMessage msg) 
       attempts.insert(attempts.end(), got.begin(), got.end());
     }
   }
-  auto recorded = co_await run_blocking<Result<std::size_t>>(
-      pool, [q, m, attempts] { return q->record(*m, attempts); });
+  auto record = [q, m, attempts] { return q->record(*m, attempts); };
+  auto recorded = co_await run_blocking<Result<std::size_t>>(pool, std::move(record));
   if (!recorded) {
     base::log::error("queue.record.failed",
                      {{"id", m->id}, {"error", recorded.error().describe()}});
@@ -307,8 +309,8 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_local(
       continue;
     }
     std::string postmaster = s.postmaster;
-    auto v = co_await run_blocking<Result<RecipientVerdict>>(
-        pool, [st, mb = *mb, postmaster] { return lookup_recipient(*st, mb, postmaster); });
+    auto lookup = [st, mb = *mb, postmaster] { return lookup_recipient(*st, mb, postmaster); };
+    auto v = co_await run_blocking<Result<RecipientVerdict>>(pool, std::move(lookup));
     if (!v) {
       out.push_back({r->id, temp("4.3.0", "Lookup failed"), ""});
     } else if (v->rejection) {
@@ -322,8 +324,9 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_local(
   if (accepted.empty()) co_return out;
   in->message = *content;
   Services sv = svc;
-  auto prepared = co_await run_blocking<Result<std::vector<PreparedMessage>>>(
-      pool, [sv, in] { return prepare_delivery(sv, *in); });
+  auto prepare = [sv, in] { return prepare_delivery(sv, *in); };
+  auto prepared =
+      co_await run_blocking<Result<std::vector<PreparedMessage>>>(pool, std::move(prepare));
   smtp::Reply reply{250, "2.0.0", "Delivered"};
   if (!prepared) {
     reply = delivery_failure_reply(prepared.error());

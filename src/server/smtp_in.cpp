@@ -161,8 +161,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
     } else if (action == smtp::Action::verify_sender) {
       mime::Mailbox mb = machine.pending_sender();
       store::Store* st = svc.store;
-      auto owner = co_await run_blocking<Result<std::optional<int64_t>>>(
-          *shared->pool, [st, key = mb.lookup_key()] { return st->resolve_address(key); });
+      auto resolve = [st, key = mb.lookup_key()] { return st->resolve_address(key); };
+      auto owner =
+          co_await run_blocking<Result<std::optional<int64_t>>>(*shared->pool, std::move(resolve));
       std::optional<smtp::Reply> rejection;
       if (!owner)
         rejection = smtp::Reply{451, "4.3.0", "Temporary lookup failure, try again later"};

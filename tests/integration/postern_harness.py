@@ -268,6 +268,8 @@ class Instance:
         self.port = free_port()
         self.imap_port = free_port()  # IMAP with STARTTLS
         self.imaps_port = free_port()  # IMAP over implicit TLS
+        self.submission_port = free_port()  # submission with STARTTLS
+        self.submissions_port = free_port()  # submission over implicit TLS
         self.stderr_path = os.path.join(self.root, "server.stderr")
         self.proc = None
         self._stderr = None
@@ -276,7 +278,9 @@ class Instance:
             ["quickstart", "--domain", domain, "--data", self.data_dir,
              "--smtp", "127.0.0.1:%d" % self.port,
              "--imap", "127.0.0.1:%d" % self.imap_port,
-             "--imaps", "127.0.0.1:%d" % self.imaps_port, "--json",
+             "--imaps", "127.0.0.1:%d" % self.imaps_port,
+             "--submission", "127.0.0.1:%d" % self.submission_port,
+             "--submissions", "127.0.0.1:%d" % self.submissions_port, "--json",
              "--argon2-mem-kib", str(ARGON2_MEM_KIB), "--argon2-ops", str(ARGON2_OPS)],
             check=True)
         self.info = json.loads(out.stdout)

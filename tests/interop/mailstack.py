@@ -160,6 +160,8 @@ class Postern:
         # instead, so that instances (and other tests) do not collide.
         self.imap_port = imap_port if imap_port is not None else free_port(host)  # STARTTLS
         self.imaps_port = imaps_port if imaps_port is not None else free_port(host)  # TLS
+        self.submission_port = free_port(host)
+        self.submissions_port = free_port(host)
         self.config_overrides = config_overrides or {}
         self.argon2 = (argon2_mem_kib, argon2_ops)
         self.log_path = os.path.join(workdir, "postern.log")
@@ -173,7 +175,9 @@ class Postern:
     def create(self):
         listeners = ["--smtp", f"{self.host}:{self.port}",
                      "--imap", f"{self.host}:{self.imap_port}",
-                     "--imaps", f"{self.host}:{self.imaps_port}"]
+                     "--imaps", f"{self.host}:{self.imaps_port}",
+                     "--submission", f"{self.host}:{self.submission_port}",
+                     "--submissions", f"{self.host}:{self.submissions_port}"]
         r = run([self.binary, "quickstart", "--domain", self.domain, "--data", self.data]
                 + listeners + ["--json", "--argon2-mem-kib", str(self.argon2[0]),
                                "--argon2-ops", str(self.argon2[1])],
@@ -309,6 +313,7 @@ flush       unix  n       -       n       1000?   0       flush
 proxymap    unix  -       -       n       -       -       proxymap
 proxywrite  unix  -       -       n       -       1       proxymap
 smtp        unix  -       -       n       -       -       smtp
+virtual     unix  -       n       n       -       -       virtual
 relay       unix  -       -       n       -       -       smtp
 showq       unix  n       -       n       -       -       showq
 error       unix  -       -       n       -       -       error
