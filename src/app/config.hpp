@@ -68,7 +68,7 @@ struct Config {
   int64_t outbound_max_per_domain = 10;
   bool outbound_ipv6 = true;
   int64_t outbound_connect_timeout_seconds = 30;
-  int64_t outbound_command_timeout_seconds = 300;
+  int64_t outbound_reply_timeout_seconds = 300;
   std::string outbound_ca_file;
   // [dns]
   std::string dns_trust_anchor = "/usr/share/dns/root.key";

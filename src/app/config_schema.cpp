@@ -131,7 +131,7 @@ const std::vector<Key>& schema() {
       {"outbound", "ipv6", &Config::outbound_ipv6, 0, 0, "Try IPv6 addresses of MX hosts first."},
       {"outbound", "connect_timeout_seconds", &Config::outbound_connect_timeout_seconds, 1, 600,
        "Time allowed to connect to an MX host."},
-      {"outbound", "command_timeout_seconds", &Config::outbound_command_timeout_seconds, 1, 3600,
+      {"outbound", "reply_timeout_seconds", &Config::outbound_reply_timeout_seconds, 1, 3600,
        "Time allowed for each reply of a remote server (the final one gets twice this)."},
       {"outbound", "ca_file", &Config::outbound_ca_file, 0, 0,
        "CA certificates for verified outbound TLS (REQUIRETLS); empty: the system store."},

@@ -80,7 +80,7 @@ int serve(const std::string& config_path, std::ostream& err) {
   ob.max_per_domain = static_cast<std::size_t>(c.outbound_max_per_domain);
   ob.ipv6 = c.outbound_ipv6;
   ob.connect_timeout = std::chrono::seconds(c.outbound_connect_timeout_seconds);
-  ob.command_timeout = std::chrono::seconds(c.outbound_command_timeout_seconds);
+  ob.command_timeout = std::chrono::seconds(c.outbound_reply_timeout_seconds);
   ob.data_timeout = 2 * ob.command_timeout;
   ob.scan_interval = std::chrono::milliseconds(c.queue_scan_interval_ms);
   ob.postmaster = c.postmaster;

@@ -41,7 +41,7 @@ Result<std::size_t> Queue::record(store::QueuedMessage m, const std::vector<Atte
     if (it == m.recipients.end() || it->state != store::RecipientState::pending) continue;
     store::QueuedRecipient& r = *it;
     ++r.attempts;
-    r.last_reply = describe(a.reply);
+    r.last_reply = describe(a.reply).substr(0, 512);
     r.remote_mta = a.remote_mta;
     smtp::DsnRecipient d{r.address,    "", "", a.remote_mta, "smtp; " + r.last_reply,
                          date_of(now), ""};
@@ -71,16 +71,23 @@ Result<std::size_t> Queue::record(store::QueuedMessage m, const std::vector<Atte
                            date_of(m.created + policy_.lifetime.count())});
     warn = !delayed.empty();
   }
+  // Deliveries are saved first: they need no notice, and a failure further down must not make
+  // the next scan send them again.
+  std::vector<store::QueuedRecipient> done, rest;
+  for (auto& r : changed)
+    (r.state == store::RecipientState::delivered ? done : rest).push_back(std::move(r));
+  if (!done.empty())
+    if (auto r = store_.update_recipients(m.id, done); !r) return r.error();
   if (!m.sender.empty()) {
     if (!failed.empty())
       if (auto r = notify_sender(m, failed); !r) return r.error();
     if (warn)
       if (auto r = notify_sender(m, delayed); !r) return r.error();
   }
-  if (!changed.empty())
-    if (auto r = store_.update_recipients(changed); !r) return r.error();
+  if (!rest.empty())
+    if (auto r = store_.update_recipients(m.id, rest); !r) return r.error();
   if (warn)
-    if (auto r = store_.set_queue_flags(m.id, m.held, true); !r) return r.error();
+    if (auto r = store_.set_queue_warned(m.id); !r) return r.error();
   std::size_t pending = 0;
   for (const auto& r : m.recipients) pending += r.state == store::RecipientState::pending;
   if (pending == 0)
@@ -90,12 +97,14 @@ Result<std::size_t> Queue::record(store::QueuedMessage m, const std::vector<Atte
 
 Result<void> Queue::notify_sender(const store::QueuedMessage& m,
                                   const std::vector<smtp::DsnRecipient>& recipients) {
-  auto original = content(m);
-  if (!original) return original.error();
-  auto hs = mime::parse_header_section(*original, mime::HeaderLimits{});
-  std::string headers =
-      hs ? original->substr(0, std::min(hs->body_offset, original->size())) : std::string();
-  crypto::wipe(*original);
+  // The original's header section goes back to the sender; an unreadable queue file still
+  // gets its bounce, without it.
+  std::string headers;
+  if (auto original = content(m)) {
+    auto hs = mime::parse_header_section(*original, mime::HeaderLimits{});
+    if (hs) headers = original->substr(0, std::min(hs->body_offset, original->size()));
+    crypto::wipe(*original);
+  }
   smtp::DsnRequest req;
   req.reporting_mta = hostname_;
   req.postmaster = "MAILER-DAEMON@" + hostname_;

@@ -98,7 +98,7 @@ Result<void> Queue::hold(std::string_view id, bool on) {
   auto m = store_.queued(id);
   if (!m) return m.error();
   if (!*m) return Error(store::Errc::not_found, "queue id " + std::string(id));
-  return store_.set_queue_flags(id, on, (*m)->warned);
+  return store_.set_queue_held(id, on);
 }
 
 Result<void> Queue::retry_now(std::string_view id) {

@@ -16,6 +16,7 @@
 
 #include "base/log.hpp"
 #include "base/random.hpp"
+#include "crypto/crypto.hpp"
 #include "dns/dns.hpp"
 #include "queue/queue.hpp"
 #include "server/session_io.hpp"
@@ -120,8 +121,10 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<DnsPump> dns;
   std::set<std::string> in_flight;
   std::map<std::string, Lane> lanes;
+  std::deque<std::string> waiting_lanes;  // jobs queued, no worker: the connection limit was hit
   std::size_t connections = 0;
   bool stopping = false;
+  bool rescan = false;  // woken while scanning: scan again before waiting
   std::atomic<std::size_t> active{0};
 
   asio::awaitable<void> scan_loop();
@@ -135,7 +138,7 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
                                                            const std::string& domain,
                                                            const Job& job);
   asio::awaitable<Result<std::vector<std::string>>> mx_hosts(const std::string& domain,
-                                                             smtp::Reply& failure);
+                                                             smtp::Reply& failure, bool& secure);
   asio::awaitable<std::unique_ptr<Connection>> open(const std::string& domain, bool require_tls,
                                                     smtp::Reply& failure);
   asio::awaitable<std::unique_ptr<Connection>> open_host(const std::string& host,
@@ -143,7 +146,8 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
                                                          bool require_tls, smtp::Reply& failure);
   asio::awaitable<std::optional<smtp::Reply>> read_reply(Connection& c,
                                                          std::chrono::seconds timeout);
-  asio::awaitable<bool> send(Connection& c, std::string text);
+  asio::awaitable<bool> send(Connection& c, std::string text,
+                             std::chrono::seconds timeout = std::chrono::seconds(0));
   asio::awaitable<void> reset(Connection& c);
 };
 
@@ -160,7 +164,10 @@ void Outbound::start() {
 }
 
 void Outbound::kick() {
-  asio::post(impl_->strand, [m = impl_] { m->wake.cancel(); });
+  asio::post(impl_->strand, [m = impl_] {
+    m->rescan = true;
+    m->wake.cancel();
+  });
 }
 
 void Outbound::stop() {
@@ -178,7 +185,16 @@ asio::awaitable<void> Outbound::Impl::scan_loop() {
   auto self = shared_from_this();
   while (!stopping) {
     queue::Queue* q = svc.queue;
-    auto scan = [q] { return q->due(1000); };
+    // Bounded: each message in flight holds its decrypted content.
+    std::size_t room =
+        2 * s.max_connections > in_flight.size() ? 2 * s.max_connections - in_flight.size() : 0;
+    if (room == 0) {
+      wake.expires_after(s.scan_interval);
+      co_await wake.async_wait(nothrow_awaitable);
+      continue;
+    }
+    std::size_t limit = room + in_flight.size();  // in-flight ones come back and are skipped
+    auto scan = [q, limit] { return q->due(limit); };
     auto due =
         co_await run_blocking<Result<std::vector<store::QueuedMessage>>>(pool, std::move(scan));
     if (!due) {
@@ -192,8 +208,13 @@ asio::awaitable<void> Outbound::Impl::scan_loop() {
       }
     }
     if (stopping) break;
+    if (rescan) {
+      rescan = false;
+      continue;
+    }
     wake.expires_after(s.scan_interval);
     co_await wake.async_wait(nothrow_awaitable);
+    rescan = false;
   }
 }
 
@@ -279,7 +300,10 @@ asio::awaitable<void> Outbound::Impl::deliver_message(store::QueuedMessage msg) 
                              {"reply", std::to_string(a.reply.code) + " " + a.reply.enhanced}});
     }
     // Bounces and delay notices were queued by record(): look at the queue again now.
-    if (*recorded == 0 || !attempts.empty()) wake.cancel();
+    if (*recorded == 0 || !attempts.empty()) {
+      rescan = true;
+      wake.cancel();
+    }
   }
   in_flight.erase(m->id);
   --active;
@@ -349,12 +373,16 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_local(
 void Outbound::Impl::add_job(const std::string& domain, Job job) {
   Lane& lane = lanes[domain];
   lane.jobs.push_back(std::move(job));
-  if (lane.workers < s.max_per_domain && lane.workers < lane.jobs.size() &&
-      connections < s.max_connections) {
-    ++lane.workers;
-    ++connections;
-    asio::co_spawn(strand, lane_worker(domain), asio::detached);
+  if (lane.workers >= s.max_per_domain || lane.workers >= lane.jobs.size()) return;
+  if (connections >= s.max_connections) {
+    if (lane.workers == 0 &&
+        std::find(waiting_lanes.begin(), waiting_lanes.end(), domain) == waiting_lanes.end())
+      waiting_lanes.push_back(domain);
+    return;
   }
+  ++lane.workers;
+  ++connections;
+  asio::co_spawn(strand, lane_worker(domain), asio::detached);
 }
 
 asio::awaitable<void> Outbound::Impl::lane_worker(std::string domain) {
@@ -376,14 +404,26 @@ asio::awaitable<void> Outbound::Impl::lane_worker(std::string domain) {
   conn.reset();
   --connections;
   auto it = lanes.find(domain);
+  bool idle_with_jobs = false;
   if (it != lanes.end() && --it->second.workers == 0) {
     if (it->second.jobs.empty())
       lanes.erase(it);
-    else {  // jobs added while this worker was closing
-      ++it->second.workers;
-      ++connections;
-      asio::co_spawn(strand, lane_worker(domain), asio::detached);
-    }
+    else
+      idle_with_jobs = true;
+  }
+  // The freed connection slot goes to a lane that has been waiting for one, else back to this
+  // lane if jobs arrived while this worker was closing.
+  std::string next;
+  while (!waiting_lanes.empty() && next.empty()) {
+    auto w = lanes.find(waiting_lanes.front());
+    waiting_lanes.pop_front();
+    if (w != lanes.end() && !w->second.jobs.empty()) next = w->first;
+  }
+  if (next.empty() && idle_with_jobs) next = domain;
+  if (!next.empty()) {
+    ++lanes[next].workers;
+    ++connections;
+    asio::co_spawn(strand, lane_worker(next), asio::detached);
   }
 }
 
@@ -393,17 +433,28 @@ asio::awaitable<std::optional<smtp::Reply>> Outbound::Impl::read_reply(
   std::array<char, 4096> buf;
   while (true) {
     if (auto r = c.reader.next()) co_return r;
-    if (c.reader.failed()) co_return std::nullopt;
+    if (c.reader.failed()) {
+      c.usable = false;
+      co_return std::nullopt;
+    }
     auto [ec, n] = co_await c.stream->read_some(asio::buffer(buf));
-    if (ec || c.watchdog->expired()) co_return std::nullopt;
+    if (ec || c.watchdog->expired()) {
+      c.usable = false;
+      co_return std::nullopt;
+    }
     c.reader.feed(std::string_view(buf.data(), n));
   }
 }
 
-asio::awaitable<bool> Outbound::Impl::send(Connection& c, std::string text) {
-  c.watchdog->arm(s.command_timeout);
+asio::awaitable<bool> Outbound::Impl::send(Connection& c, std::string text,
+                                           std::chrono::seconds timeout) {
+  c.watchdog->arm(timeout.count() > 0 ? timeout : s.command_timeout);
   auto ec = co_await c.stream->write(std::move(text));
-  co_return !ec && !c.watchdog->expired();
+  if (ec || c.watchdog->expired()) {
+    c.usable = false;
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<void> Outbound::Impl::reset(Connection& c) {
@@ -415,7 +466,7 @@ asio::awaitable<void> Outbound::Impl::reset(Connection& c) {
 }
 
 asio::awaitable<Result<std::vector<std::string>>> Outbound::Impl::mx_hosts(
-    const std::string& domain, smtp::Reply& failure) {
+    const std::string& domain, smtp::Reply& failure, bool& secure) {
   std::vector<std::string> hosts;
   if (!dns) {
     failure = temp("4.4.3", "No resolver configured");
@@ -428,6 +479,7 @@ asio::awaitable<Result<std::vector<std::string>>> Outbound::Impl::mx_hosts(
                      (answer && answer->security == dns::Security::bogus ? " (DNSSEC bogus)" : ""));
     co_return hosts;
   }
+  secure = answer->security == dns::Security::secure;
   if (answer->nxdomain) {
     failure = smtp::Reply{550, "5.1.2", "Domain " + domain + " does not exist"};
     co_return hosts;
@@ -450,8 +502,15 @@ asio::awaitable<Result<std::vector<std::string>>> Outbound::Impl::mx_hosts(
 asio::awaitable<std::unique_ptr<Connection>> Outbound::Impl::open(const std::string& domain,
                                                                   bool require_tls,
                                                                   smtp::Reply& failure) {
-  auto hosts = co_await mx_hosts(domain, failure);
+  bool secure = false;
+  auto hosts = co_await mx_hosts(domain, failure, secure);
   if (!hosts || hosts->empty()) co_return nullptr;
+  if (require_tls && !secure) {
+    // RFC 8689 4.2.1: the MX names must come from a DNSSEC-validated answer (MTA-STS, the
+    // other way, comes with the transport security work).
+    failure = smtp::Reply{550, "5.7.30", "REQUIRETLS: MX of " + domain + " is not DNSSEC-signed"};
+    co_return nullptr;
+  }
   failure = temp("4.4.1", "No MX host of " + domain + " answered");
   for (const auto& host : *hosts) {
     std::vector<tcp::endpoint> eps;
@@ -619,12 +678,15 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
       lost();
       co_return out;
     }
+    // A missing reply (timeout, closed connection) ends the connection: a late reply would be
+    // taken for the next command's.
     mail_reply = co_await read_reply(c, s.command_timeout);
     for (std::size_t i = 0; mail_reply && i < rcpts.size(); ++i) {
       auto reply = co_await read_reply(c, s.command_timeout);
+      if (!reply) break;
       rcpt_replies.push_back(reply);
     }
-    if (mail_reply && (rcpt_replies.empty() || rcpt_replies.back()))
+    if (mail_reply && rcpt_replies.size() == rcpts.size())
       data_reply = co_await read_reply(c, s.command_timeout);
     if (!data_reply) {
       lost();
@@ -669,8 +731,25 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
       }
     }
   }
+  if (data_reply && data_reply->code == 354 &&
+      (mail_reply->code / 100 != 2 ||
+       std::none_of(rcpt_replies.begin(), rcpt_replies.end(),
+                    [](const auto& r) { return r->code / 100 == 2; }))) {
+    // The server started DATA although nothing was accepted: send an empty message it will
+    // refuse, so the connection is back at the command stage.
+    std::string dot = ".\r\n";
+    bool sent = co_await send(c, std::move(dot));
+    std::optional<smtp::Reply> r;
+    if (sent) r = co_await read_reply(c, s.data_timeout);
+    if (!r) c.usable = false;
+    data_reply.reset();
+  }
   if (mail_reply->code / 100 != 2) {
     fail_all(*mail_reply, mta);
+    if (mail_reply->code == 421) {
+      c.usable = false;
+      co_return out;
+    }
     co_await reset(c);
     co_return out;
   }
@@ -682,16 +761,6 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
     else
       out.push_back({job.recipients[i]->id, *r, mta});
   }
-  if (data_reply && data_reply->code == 354 && accepted.empty()) {
-    // A server that started DATA with no recipient accepted: send an empty message it will
-    // refuse, then carry on.
-    std::string dot = ".\r\n";
-    bool sent = co_await send(c, std::move(dot));
-    std::optional<smtp::Reply> r;
-    if (sent) r = co_await read_reply(c, s.data_timeout);
-    if (!r) c.usable = false;
-    co_return out;
-  }
   if (!data_reply || data_reply->code != 354) {
     // No recipient accepted (or DATA refused): end the transaction, keep the connection.
     if (data_reply && !accepted.empty())
@@ -700,7 +769,16 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
     co_return out;
   }
   std::string body = smtp::dot_stuff(*job.content);
-  if (!co_await send(c, std::move(body))) {
+  // RFC 5321 4.5.3.2.5: the deadline is per block sent, so a big message on a slow path is
+  // not cut off while it keeps moving.
+  constexpr std::size_t chunk = 64 * 1024;
+  bool body_sent = true;
+  for (std::size_t off = 0; off < body.size() && body_sent; off += chunk) {
+    std::string piece = body.substr(off, chunk);
+    body_sent = co_await send(c, std::move(piece), s.data_timeout);
+  }
+  crypto::wipe(body);
+  if (!body_sent) {
     lost();
     co_return out;
   }

@@ -11,6 +11,7 @@
 #include "base/log.hpp"
 #include "base/random.hpp"
 #include "crypto/crypto.hpp"
+#include "keys/keys.hpp"
 #include "server/outbound.hpp"
 #include "server/session_io.hpp"
 #include "server/submission.hpp"
@@ -124,7 +125,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       store::Store* st = svc.store;
       std::string postmaster = settings.postmaster;
       auto lookup = [st, mb, postmaster, submission]() -> Result<RecipientVerdict> {
-        if (submission && !mb.domain.empty()) {
+        if (submission && mb.domain.empty())  // <Postmaster>: which one? Not ours to guess.
+          return RecipientVerdict{smtp::Reply{550, "5.1.3", "Give the full Postmaster address"}};
+        if (submission) {
           // Any remote recipient; local ones must exist (bounce now rather than later).
           auto local = st->is_local_domain(mb.domain);
           if (!local) return local.error();
@@ -153,11 +156,15 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       if (verified) {
         auth_account = *verified;
         base::log::info("smtp.auth.ok", {{"sid", sid}, {"ip", ip}, {"user", user}});
-      } else {
+        machine.auth_result(true);
+      } else if (verified.error().code() == keys::Errc::wrong_password) {
         base::log::warn("smtp.auth.failed",
                         {{"sid", sid}, {"ip", ip}, {"user", user.substr(0, 128)}});
+        machine.auth_result(false);
+      } else {
+        base::log::error("smtp.auth.error", {{"sid", sid}, {"error", verified.error().describe()}});
+        machine.auth_unavailable();
       }
-      machine.auth_result(verified.has_value());
     } else if (action == smtp::Action::verify_sender) {
       mime::Mailbox mb = machine.pending_sender();
       store::Store* st = svc.store;

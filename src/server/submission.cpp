@@ -21,6 +21,12 @@ Result<std::string> dkim_signatures(store::Store& store, const std::string& doma
                                     std::string_view message, int64_t now) {
   auto records = store.dkim_keys(domain);
   if (!records) return records.error();
+  struct Wipe {
+    std::vector<store::DkimKeyRecord>& keys;
+    ~Wipe() {
+      for (auto& k : keys) crypto::wipe(k.secret);
+    }
+  } wipe{*records};
   std::string out;
   bool have_ed = false, have_rsa = false;
   for (const auto& rec : *records) {  // newest first
@@ -40,7 +46,6 @@ Result<std::string> dkim_signatures(store::Store& store, const std::string& doma
     if (!sig) return sig.error();
     out += *sig;
   }
-  for (auto rec : *records) crypto::wipe(rec.secret);
   return out;
 }
 

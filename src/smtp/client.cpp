@@ -12,14 +12,13 @@ namespace postern::smtp {
 namespace {
 constexpr std::size_t max_reply_line = 4096;
 constexpr std::size_t max_reply_lines = 200;
+constexpr std::size_t max_reply_bytes = 64 * 1024;
 }  // namespace
 
 void ReplyReader::feed(std::string_view bytes) {
   if (failed_) return;
-  if (pos_ > 0 && pos_ == in_.size()) {
-    in_.clear();
-    pos_ = 0;
-  }
+  in_.erase(0, pos_);  // what was read is gone: a server cannot grow this over a connection
+  pos_ = 0;
   in_.append(bytes);
 }
 
@@ -33,7 +32,9 @@ std::optional<Reply> ReplyReader::next() {
     std::string_view line(in_.data() + pos_, lf - pos_);
     pos_ = lf + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() > max_reply_line || line.size() < 3 || pending_.size() >= max_reply_lines) {
+    pending_bytes_ += line.size();
+    if (line.size() > max_reply_line || line.size() < 3 || pending_.size() >= max_reply_lines ||
+        pending_bytes_ > max_reply_bytes) {
       failed_ = true;
       return std::nullopt;
     }
@@ -59,6 +60,7 @@ std::optional<Reply> ReplyReader::next() {
     r.code = code_;
     lines_ = std::move(pending_);
     pending_.clear();
+    pending_bytes_ = 0;
     code_ = 0;
     // An enhanced code (RFC 3463) leads the text when its class matches the reply's.
     std::string_view text = lines_.front();

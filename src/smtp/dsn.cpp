@@ -16,6 +16,14 @@ namespace {
 constexpr std::size_t max_dsn_recipients = 1000;
 constexpr std::size_t max_field_bytes = 998;
 
+// Values come from remote servers' replies and from addresses: no CR/LF may reach a field.
+std::string field_value(std::string_view v) {
+  std::string out;
+  for (char c : v) out += (c == '\r' || c == '\n') ? ' ' : c;
+  if (out.size() > 900) out.resize(900);
+  return out;
+}
+
 std::string human_text(const DsnRequest& r) {
   bool failed = false, delayed = false;
   for (const auto& rc : r.recipients) {
@@ -30,23 +38,15 @@ std::string human_text(const DsnRequest& r) {
     t += "Your message has not been delivered yet to one or more recipients.\r\n"
          "Delivery will be retried; you do not need to send it again.\r\n\r\n";
   for (const auto& rc : r.recipients) {
-    t += "<" + rc.address + ">: " + rc.action;
+    t += "<" + field_value(rc.address) + ">: " + rc.action;
     if (!rc.diagnostic.empty())
-      t += ", " + rc.diagnostic;
+      t += ", " + field_value(rc.diagnostic);
     else
       t += ", status " + rc.status;
     if (!rc.will_retry_until.empty()) t += " (retrying until " + rc.will_retry_until + ")";
     t += "\r\n";
   }
   return t;
-}
-
-// Values come from remote servers' replies and from addresses: no CR/LF may reach a field.
-std::string field_value(std::string_view v) {
-  std::string out;
-  for (char c : v) out += (c == '\r' || c == '\n') ? ' ' : c;
-  if (out.size() > 900) out.resize(900);
-  return out;
 }
 
 }  // namespace

@@ -299,6 +299,13 @@ void ServerSession::auth_result(bool ok) {
   auth_user_.clear();
 }
 
+void ServerSession::auth_unavailable() {
+  if (state_ != State::wait_auth) return;
+  state_ = State::command;
+  auth_user_.clear();
+  reply(454, "4.7.0", "Temporary authentication failure");
+}
+
 Action ServerSession::command_ehlo(std::string_view verb, std::string_view arg) {
   if (!plausible_helo(arg)) return error(501, "5.5.4", "Syntax: EHLO domain");
   reset_transaction();

@@ -100,6 +100,8 @@ class ServerSession {
   const std::string& auth_user() const { return auth_user_; }
   std::string take_auth_password() { return std::move(auth_password_); }
   void auth_result(bool ok);
+  // The credentials could not be checked (store failure): 454 4.7.0, the client may retry.
+  void auth_unavailable();
   // The account the session authenticated as (submission); empty before.
   const std::string& authenticated_user() const { return authenticated_; }
   // The I/O layer's deadline expired.
@@ -184,8 +186,9 @@ class ServerSession {
 // --- Client side (outbound delivery) ---
 
 // Reads replies from a server: lines accumulate until the last line of a reply ("250 x" after
-// "250-y" lines). Bounded: a line over 4096 bytes or a reply over 200 lines is a protocol
-// error, as is a line that is not "DDD", "DDD text" or "DDD-text" with one code throughout.
+// "250-y" lines). Bounded: a line over 4096 bytes, a reply over 200 lines or 64 KiB is a
+// protocol error, as is a line that is not "DDD", "DDD text" or "DDD-text" with one code
+// throughout.
 class ReplyReader {
  public:
   void feed(std::string_view bytes);
@@ -201,6 +204,7 @@ class ReplyReader {
   std::size_t pos_ = 0;
   std::vector<std::string> lines_;
   std::vector<std::string> pending_;
+  std::size_t pending_bytes_ = 0;
   int code_ = 0;
   bool failed_ = false;
 };

@@ -28,7 +28,7 @@ Result<Submitted> prepare_submission(std::string_view message, const SubmissionF
   auto hs = mime::parse_header_section(message, mime::HeaderLimits{});
   if (!hs) return hs.error();
   Submitted out;
-  bool has_date = false, has_id = false, has_from = false;
+  bool has_date = false, has_id = false, has_from = false, has_sender = false;
   // The header section is rebuilt from the parsed fields, so removed ones go with their
   // folded continuation lines.
   std::string head;
@@ -45,6 +45,9 @@ Result<Submitted> prepare_submission(std::string_view message, const SubmissionF
       out.authors = std::move(*a);
     }
     if (detail::iequals(h.name, "Sender")) {
+      // RFC 5322 3.6: at most one; a second could show another identity to readers.
+      if (has_sender) return Error(mime::Errc::syntax, "more than one Sender field");
+      has_sender = true;
       auto a = addresses(h);
       if (!a) return a.error();
       out.senders = std::move(*a);

@@ -227,9 +227,12 @@ class Store {
   virtual Result<std::vector<QueuedMessage>> queue_due(int64_t now, std::size_t limit) = 0;
   virtual Result<std::vector<QueuedMessage>> queue_all() = 0;
   virtual Result<std::optional<QueuedMessage>> queued(std::string_view id) = 0;
-  // Saves the recipients' state, attempts, next attempt and replies (matched by id).
-  virtual Result<void> update_recipients(std::span<const QueuedRecipient> recipients) = 0;
-  virtual Result<void> set_queue_flags(std::string_view id, bool held, bool warned) = 0;
+  // Saves the recipients' state, attempts, next attempt and replies (matched by id within the
+  // message, so rows of a message deleted meanwhile are never touched).
+  virtual Result<void> update_recipients(std::string_view message_id,
+                                         std::span<const QueuedRecipient> recipients) = 0;
+  virtual Result<void> set_queue_held(std::string_view id, bool held) = 0;
+  virtual Result<void> set_queue_warned(std::string_view id) = 0;
   // Every pending recipient of the message becomes due now (`postern queue retry`).
   virtual Result<void> queue_retry_now(std::string_view id, int64_t now) = 0;
   // Removes the message and its recipients; returns its blob id (the caller deletes the

@@ -122,8 +122,7 @@ class Sending(unittest.TestCase):
         i.set_config("max_retry_seconds = 14400", "max_retry_seconds = 2")
         i.set_config("scan_interval_ms = 1000", "scan_interval_ms = 200")
         i.set_config("connect_timeout_seconds = 30", "connect_timeout_seconds = 3")
-        i.set_config("final one gets twice this).\ncommand_timeout_seconds = 300",
-                     "final one gets twice this).\ncommand_timeout_seconds = 20")
+        i.set_config("reply_timeout_seconds = 300", "reply_timeout_seconds = 20")
         cls.log = os.path.join(i.root, "postern.log")
         i.set_log_file(cls.log)
         i.start()
@@ -372,6 +371,24 @@ class Sending(unittest.TestCase):
         self.assertIn("Status: 4.4.1", text)
         self.assertNotEqual(self.inst.run_cli(cli + ["show", qid]).returncode, 0,
                             "message still queued after its lifetime")
+
+    def test_i_requiretls_needs_a_verified_next_hop(self):
+        # RFC 8689: the MX (Postfix with a self-signed certificate, no REQUIRETLS) cannot take
+        # it; the message is never sent in the clear or to an unverified host, and bounces.
+        with h.SMTP("127.0.0.1", self.inst.submission_port, timeout=30) as s:
+            s.ehlo("c.example.org")
+            s.starttls(context=h.insecure_tls_context())
+            s.ehlo("c.example.org")
+            self.assertTrue(s.has_extn("requiretls"))
+            s.login(self.inst.account, self.inst.password)
+            s.sendmail(self.inst.account, ["carol@remote.test"],
+                       self.message("must be private", "carol@remote.test"),
+                       mail_options=["REQUIRETLS"])
+        text = self.bounce_naming("carol@remote.test", LIFETIME + 40)
+        self.assertRegex(text, r"Status: (4\.7\.5|5\.7\.30)")
+        for path in self.maildir("carol@remote.test"):
+            with open(path, "rb") as f:
+                self.assertNotIn(b"must be private", f.read())
 
     def test_h_local_recipient_delivered_without_smtp(self):
         before = self.postfix.log_text().count("postfix/smtpd")

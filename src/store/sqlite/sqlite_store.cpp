@@ -938,29 +938,37 @@ class SqliteStore final : public Store {
     return std::optional<QueuedMessage>(std::move(all->front()));
   }
 
-  Result<void> update_recipients(std::span<const QueuedRecipient> rs) override {
+  Result<void> update_recipients(std::string_view message_id,
+                                 std::span<const QueuedRecipient> rs) override {
     std::lock_guard lock(write_mu_);
     Transaction tx(writer_);
     if (auto r = tx.begin(); !r) return r.error();
     Stmt up(writer_.get(),
             "UPDATE queue_recipients SET state = ?, attempts = ?, next_attempt = ?, "
-            "last_reply = ?, remote_mta = ? WHERE id = ?");
+            "last_reply = ?, remote_mta = ? WHERE id = ? AND message_id = ?");
     for (const auto& r : rs) {
       up.reset();
       up.bind(1, static_cast<int64_t>(r.state)).bind(2, r.attempts).bind(3, r.next_attempt);
-      up.bind(4, r.last_reply).bind(5, r.remote_mta).bind(6, r.id);
+      up.bind(4, r.last_reply).bind(5, r.remote_mta).bind(6, r.id).bind(7, message_id);
       if (auto res = up.run("update queue recipient"); !res) return res;
     }
     return tx.commit();
   }
 
-  Result<void> set_queue_flags(std::string_view id, bool held, bool warned) override {
+  Result<void> set_queue_held(std::string_view id, bool held) override {
     std::lock_guard lock(write_mu_);
-    Stmt s(writer_.get(), "UPDATE queue_messages SET held = ?, warned = ? WHERE id = ?");
-    s.bind(1, held ? 1 : 0).bind(2, warned ? 1 : 0).bind(3, id);
-    if (auto r = s.run("set queue flags"); !r) return r;
+    Stmt s(writer_.get(), "UPDATE queue_messages SET held = ? WHERE id = ?");
+    s.bind(1, held ? 1 : 0).bind(2, id);
+    if (auto r = s.run("hold queue message"); !r) return r;
     if (sqlite3_changes(writer_.get()) == 0) return Error(Errc::not_found, "queue id");
     return {};
+  }
+
+  Result<void> set_queue_warned(std::string_view id) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "UPDATE queue_messages SET warned = 1 WHERE id = ?");
+    s.bind(1, id);
+    return s.run("mark queue message warned");
   }
 
   Result<void> queue_retry_now(std::string_view id, int64_t now) override {
@@ -979,8 +987,9 @@ class SqliteStore final : public Store {
     if (rc == SQLITE_DONE) return std::optional<std::string>();
     if (rc != SQLITE_ROW) return sqlite_error(writer_.get(), rc, "dequeue");
     std::string blob = s.blob(0);
-    while (s.step() == SQLITE_ROW) {
-    }
+    // The delete commits when the statement completes; only then may the blob go.
+    if (int done = s.step(); done != SQLITE_DONE)
+      return sqlite_error(writer_.get(), done, "dequeue");
     return std::optional<std::string>(std::move(blob));
   }
 

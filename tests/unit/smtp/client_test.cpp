@@ -55,6 +55,10 @@ TEST(ReplyReader, RejectsMalformedReplies) {
   longline.feed(std::string(5000, '2'));
   EXPECT_FALSE(longline.next());
   EXPECT_TRUE(longline.failed());
+  ReplyReader big;  // 20 lines of 4000 bytes: over 64 KiB in one reply
+  for (int i = 0; i < 20; ++i) big.feed("250-" + std::string(3996, 'x') + "\r\n");
+  EXPECT_FALSE(big.next());
+  EXPECT_TRUE(big.failed());
   ReplyReader many;
   std::string s;
   for (int i = 0; i < 300; ++i) s += "250-x\r\n";
@@ -105,6 +109,8 @@ TEST(Submission, RefusesMissingDuplicateOrBrokenFrom) {
   EXPECT_FALSE(prepare_submission("From: a@b.example\r\nFrom: c@d.example\r\n\r\nx", fix()));
   EXPECT_FALSE(prepare_submission("From: not an address\r\n\r\nx", fix()));
   EXPECT_FALSE(prepare_submission("From: undisclosed:;\r\n\r\nx", fix()));
+  EXPECT_FALSE(prepare_submission(
+      "From: a@b.example\r\nSender: ceo@victim.example\r\nSender: a@b.example\r\n\r\nx", fix()));
 }
 
 DsnRequest dsn_request() {
