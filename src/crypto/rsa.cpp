@@ -5,7 +5,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <list>
 #include <memory>
+#include <mutex>
 
 #include "crypto/crypto.hpp"
 
@@ -31,6 +33,38 @@ Ptr<EVP_PKEY> public_key(std::string_view der) {
   return key;
 }
 
+// Parsed private keys by a hash of their DER. OpenSSL 3 decodes a DER key through its provider
+// machinery, which costs more than the signature itself; a DKIM signer uses the same few keys
+// for every message. Bounded; the keys are server secrets the caller holds anyway.
+class ParsedKeys {
+ public:
+  std::shared_ptr<EVP_PKEY> get(const SecretBytes& der) {
+    std::string id = sha256(der.view());
+    std::lock_guard lock(mu_);
+    for (auto it = keys_.begin(); it != keys_.end(); ++it)
+      if (it->first == id) {
+        keys_.splice(keys_.begin(), keys_, it);
+        return it->second;
+      }
+    const unsigned char* p = der.data();
+    std::shared_ptr<EVP_PKEY> key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size())),
+                                  EVP_PKEY_free);
+    if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return nullptr;
+    keys_.emplace_front(std::move(id), key);
+    if (keys_.size() > 16) keys_.pop_back();
+    return key;
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::pair<std::string, std::shared_ptr<EVP_PKEY>>> keys_;
+};
+
+ParsedKeys& parsed_keys() {
+  static ParsedKeys cache;
+  return cache;
+}
+
 }  // namespace
 
 Result<RsaKey> rsa_generate(unsigned bits) {
@@ -51,9 +85,8 @@ Result<RsaKey> rsa_generate(unsigned bits) {
 }
 
 Result<std::string> rsa_sha256_sign(const SecretBytes& private_der, std::string_view message) {
-  const unsigned char* p = private_der.data();
-  Ptr<EVP_PKEY> key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(private_der.size())));
-  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return Error(Errc::bad_key);
+  auto key = parsed_keys().get(private_der);
+  if (!key) return Error(Errc::bad_key);
   Ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   std::size_t len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||

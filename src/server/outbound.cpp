@@ -110,7 +110,8 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
         strand(asio::make_strand(io_)),
         svc(std::move(svc_)),
         s(std::move(s_)),
-        wake(strand) {}
+        wake(strand),
+        pace(strand) {}
 
   asio::io_context& io;
   asio::thread_pool& pool;
@@ -118,6 +119,7 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
   Services svc;
   OutboundSettings s;
   asio::steady_timer wake;
+  asio::steady_timer pace;
   std::unique_ptr<DnsPump> dns;
   std::set<std::string> in_flight;
   std::map<std::string, Lane> lanes;
@@ -174,6 +176,7 @@ void Outbound::stop() {
   asio::post(impl_->strand, [m = impl_] {
     m->stopping = true;
     m->wake.cancel();
+    m->pace.cancel();
   });
 }
 
@@ -208,13 +211,15 @@ asio::awaitable<void> Outbound::Impl::scan_loop() {
       }
     }
     if (stopping) break;
-    if (rescan) {
-      rescan = false;
-      continue;
+    if (!rescan) {
+      wake.expires_after(s.scan_interval);
+      co_await wake.async_wait(nothrow_awaitable);
     }
-    wake.expires_after(s.scan_interval);
-    co_await wake.async_wait(nothrow_awaitable);
     rescan = false;
+    // Each scan reads the due rows again, so under a stream of submissions (each one wakes
+    // the loop) scans are paced; what arrives meanwhile is taken by the next one.
+    pace.expires_after(std::chrono::milliseconds(50));
+    co_await pace.async_wait(nothrow_awaitable);
   }
 }
 

@@ -12,7 +12,7 @@ namespace postern::smtp {
 namespace {
 constexpr std::size_t max_reply_line = 4096;
 constexpr std::size_t max_reply_lines = 200;
-constexpr std::size_t max_reply_bytes = 64 * 1024;
+constexpr std::size_t max_reply_bytes = std::size_t{64} * 1024;
 }  // namespace
 
 void ReplyReader::feed(std::string_view bytes) {

@@ -4,12 +4,12 @@
 // escapes \r \n \t \\ \xHH and {N*c} (N copies of c). "S: reply" matches the next reply line
 // ("*" at the end matches any rest). "! key=value" sets an option before the dialog starts.
 // "= deliver CODE X.Y.Z text" sets the reply for the next delivery; "= auth ok|fail" the next
-// AUTH verdict; "= credentials USER/PASS" checks what AUTH passed on; "= authenticated USER"
-// the session's account; "= sender ok|fail" the next submission sender verdict; "= requiretls
-// true|false" checks the last delivered envelope; "= message text" checks the
-// last delivered message; "= delivered N" checks the delivery count; "= closed" checks that
-// the machine closed the session; "= timeout" fires the I/O deadline. Lines starting with '#'
-// are comments. Every reply line must be matched by an S: line.
+// AUTH verdict ("= auth unavailable": the store could not check it); "= credentials USER/PASS"
+// checks what AUTH passed on; "= authenticated USER" the session's account; "= sender ok|fail" the
+// next submission sender verdict; "= requiretls true|false" checks the last delivered envelope; "=
+// message text" checks the last delivered message; "= delivered N" checks the delivery count; "=
+// closed" checks that the machine closed the session; "= timeout" fires the I/O deadline. Lines
+// starting with '#' are comments. Every reply line must be matched by an S: line.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -98,6 +98,7 @@ class Dialog {
       EXPECT_FALSE(closed_) << name_ << ":" << line << ": session closed";
     } else if (what == "auth") {
       next_auth_ = rest == "ok";
+      auth_unavailable_ = rest == "unavailable";
     } else if (what == "credentials") {
       EXPECT_EQ(last_credentials_, unescape(rest)) << name_ << ":" << line;
     } else if (what == "sender") {
@@ -178,7 +179,11 @@ class Dialog {
         m_->delivery_result(r);
       } else if (a == Action::authenticate) {
         last_credentials_ = m_->auth_user() + "/" + m_->take_auth_password();
-        m_->auth_result(next_auth_);
+        if (auth_unavailable_)
+          m_->auth_unavailable();
+        else
+          m_->auth_result(next_auth_);
+        auth_unavailable_ = false;
       } else if (a == Action::start_tls) {
         collect();
         m_->tls_started();
@@ -195,6 +200,7 @@ class Dialog {
   std::optional<Reply> next_delivery_;
   bool next_auth_ = true;
   bool next_sender_ = true;
+  bool auth_unavailable_ = false;
   bool last_requiretls_ = false;
   std::string last_credentials_;
   std::string last_message_;
