@@ -50,7 +50,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (a == Action::authenticate) {
       if (m.auth_user().size() > 4096) std::abort();
       (void)m.take_auth_password();
-      m.auth_result(knobs & 4);
+      if ((knobs & 0xc) == 0xc)
+        m.auth_unavailable();
+      else
+        m.auth_result(knobs & 4);
+    } else if (a == Action::verify_sender) {
+      if (m.pending_sender().local.empty()) std::abort();  // <> is never asked about
+      m.sender_verdict(knobs & 8 ? std::optional<Reply>(Reply{550, "5.7.1", "not yours"})
+                                 : std::nullopt);
     }
   }
   return 0;

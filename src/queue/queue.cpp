@@ -53,12 +53,18 @@ Queue::Queue(store::Store& store, store::BlobStore& blobs, crypto::SecretBytes k
 Result<std::string> Queue::enqueue(const NewMessage& m) {
   std::string id = base::system_random().token(10);
   std::string sealed = crypto::seal_random_nonce(key_.view(), associated_data(id), m.content);
-  auto blob = blobs_.write(sealed);
-  if (!blob) return blob.error();
-  std::string blob_id = blob->id;
-  if (auto r = blobs_.make_durable(std::span(&*blob, 1)); !r) {
-    (void)blobs_.remove(blob_id);
-    return r.error();
+  // Small messages (most mail) live in the row: one database commit makes them durable. Big
+  // ones go to a blob file, synced before the row commits.
+  std::string blob_id;
+  if (sealed.size() > inline_limit) {
+    auto blob = blobs_.write(sealed);
+    if (!blob) return blob.error();
+    blob_id = blob->id;
+    if (auto r = blobs_.make_durable(std::span(&*blob, 1)); !r) {
+      (void)blobs_.remove(blob_id);
+      return r.error();
+    }
+    sealed.clear();
   }
   int64_t now = clock_.unix_seconds();
   store::QueuedMessage q;
@@ -77,15 +83,15 @@ Result<std::string> Queue::enqueue(const NewMessage& m) {
     qr.next_attempt = now;
     q.recipients.push_back(std::move(qr));
   }
-  if (auto r = store_.enqueue(q); !r) {
-    (void)blobs_.remove(blob_id);
+  if (auto r = store_.enqueue(q, sealed); !r) {
+    if (!blob_id.empty()) (void)blobs_.remove(blob_id);
     return r.error();
   }
   return id;
 }
 
 Result<std::string> Queue::content(const store::QueuedMessage& m) const {
-  auto sealed = blobs_.get(m.blob_id);
+  auto sealed = m.blob_id.empty() ? store_.queue_content(m.id) : blobs_.get(m.blob_id);
   if (!sealed) return sealed.error();
   return crypto::open_random_nonce(key_.view(), associated_data(m.id), *sealed);
 }
@@ -112,7 +118,8 @@ Result<bool> Queue::remove(std::string_view id) {
   auto blob = store_.dequeue(id);
   if (!blob) return blob.error();
   if (!*blob) return false;
-  (void)blobs_.remove(**blob);  // an orphan left by a failure here is swept at start-up
+  // An orphan left by a failure here is swept at start-up.
+  if (!(*blob)->empty()) (void)blobs_.remove(**blob);
   return true;
 }
 

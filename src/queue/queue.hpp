@@ -6,7 +6,8 @@
 // server/ does the delivering.
 //
 // Security: the content is encrypted at rest (XChaCha20-Poly1305 under a 32-byte instance key,
-// the message id as associated data, so one queue file cannot be swapped for another). The key
+// the message id as associated data, so one queued message cannot be swapped for another),
+// in the queue row (up to 256 KiB) or in a blob file. The key
 // sits in the database, so this protects blob files on their own (a copied blob directory, a
 // backup of it), not a copy of the whole data directory. docs/crypto.md says so.
 #pragma once
@@ -51,6 +52,8 @@ struct Attempt {
 
 class Queue {
  public:
+  // Encrypted content up to this size is stored in the queue row, larger in a blob file.
+  static constexpr std::size_t inline_limit = std::size_t{256} * 1024;
   Queue(store::Store& store, store::BlobStore& blobs, crypto::SecretBytes key,
         const base::Clock& clock, Policy policy, std::string hostname);
   // Durable when it returns: the blob is synced before the rows commit.

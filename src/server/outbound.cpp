@@ -139,6 +139,9 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<std::vector<queue::Attempt>> deliver_job(std::unique_ptr<Connection>& conn,
                                                            const std::string& domain,
                                                            const Job& job);
+  // One transaction on an open connection; `unanswered`: MAIL got no reply at all.
+  asio::awaitable<std::vector<queue::Attempt>> transact(Connection& c, const Job& job,
+                                                        bool& unanswered);
   asio::awaitable<Result<std::vector<std::string>>> mx_hosts(const std::string& domain,
                                                              smtp::Reply& failure, bool& secure);
   asio::awaitable<std::unique_ptr<Connection>> open(const std::string& domain, bool require_tls,
@@ -244,7 +247,12 @@ asio::awaitable<void> Outbound::Impl::deliver_message(store::QueuedMessage msg) 
     for (const auto* r : due)
       attempts.push_back({r->id, smtp::Reply{554, "5.4.6", "Routing loop detected"}, ""});
   } else {
-    auto content = std::make_shared<const std::string>(std::move(*loaded));
+    // The plaintext is wiped when the last job holding it is done.
+    std::shared_ptr<const std::string> content(new std::string(std::move(*loaded)),
+                                               [](const std::string* p) {
+                                                 crypto::wipe(*const_cast<std::string*>(p));
+                                                 delete p;
+                                               });
     // Group by domain; local domains are delivered here, the rest through the lanes.
     std::map<std::string, std::vector<const store::QueuedRecipient*>> by_domain;
     for (const auto* r : due) by_domain[r->domain].push_back(r);
@@ -633,6 +641,7 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
       co_return out;
     }
   }
+  bool reused = !own && conn && conn->usable;
   if (!own && (!conn || !conn->usable)) {
     smtp::Reply failure;
     conn = co_await open(domain, false, failure);
@@ -641,7 +650,31 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
       co_return out;
     }
   }
-  Connection& c = own ? *own : *conn;
+  for (int round = 0;; ++round) {
+    Connection& c = own ? *own : *conn;
+    bool unanswered = false;
+    out = co_await transact(c, job, unanswered);
+    if (!unanswered || !reused || round > 0) co_return out;
+    // A reused connection the server had closed while idle: once more on a new one, so the
+    // attempt counts only when it really happened.
+    out.clear();
+    reused = false;
+    smtp::Reply failure;
+    conn = co_await open(domain, false, failure);
+    if (!conn) {
+      fail_all(failure, "");
+      co_return out;
+    }
+  }
+}
+
+asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::transact(Connection& c, const Job& job,
+                                                                      bool& unanswered) {
+  const auto& m = *job.message;
+  std::vector<queue::Attempt> out;
+  auto fail_all = [&](const smtp::Reply& r, const std::string& mta) {
+    for (const auto* rc : job.recipients) out.push_back({rc->id, r, mta});
+  };
   const std::string& mta = c.host;
   if (m.smtputf8 && !c.caps.smtputf8) {
     fail_all(smtp::Reply{553, "5.6.7", mta + " does not support SMTPUTF8"}, mta);
@@ -680,12 +713,14 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
     for (const auto& r : rcpts) batch += r;
     batch += "DATA\r\n";
     if (!co_await send(c, std::move(batch))) {
+      unanswered = true;
       lost();
       co_return out;
     }
     // A missing reply (timeout, closed connection) ends the connection: a late reply would be
     // taken for the next command's.
     mail_reply = co_await read_reply(c, s.command_timeout);
+    unanswered = !mail_reply;
     for (std::size_t i = 0; mail_reply && i < rcpts.size(); ++i) {
       auto reply = co_await read_reply(c, s.command_timeout);
       if (!reply) break;
@@ -700,11 +735,13 @@ asio::awaitable<std::vector<queue::Attempt>> Outbound::Impl::deliver_job(
   } else {
     std::string mail_line = mail;
     if (!co_await send(c, std::move(mail_line))) {
+      unanswered = true;
       lost();
       co_return out;
     }
     mail_reply = co_await read_reply(c, s.command_timeout);
     if (!mail_reply) {
+      unanswered = true;
       lost();
       co_return out;
     }

@@ -135,9 +135,10 @@ struct QueuedRecipient {
   std::string remote_mta;
 };
 struct QueuedMessage {
-  std::string id;      // random token; the blob holds the encrypted content
+  std::string id;      // random token
   std::string sender;  // "" for the null reverse-path
   int64_t created = 0;
+  // The encrypted content is in this blob, or (empty) in the row itself (queue_content).
   std::string blob_id;
   uint64_t size = 0;
   bool smtputf8 = false, eight_bit = false, requiretls = false;
@@ -221,8 +222,10 @@ class Store {
   // Copies (or moves) messages; blobs are shared between copies, never duplicated.
   virtual Result<Copied> copy_messages(int64_t from_mailbox, std::span<const uint32_t> uids,
                                        int64_t to_mailbox, bool move) = 0;
-  // Outbound queue. enqueue stores the message and its recipients in one transaction.
-  virtual Result<void> enqueue(const QueuedMessage& message) = 0;
+  // Outbound queue. enqueue stores the message, its recipients and (when it has no blob) its
+  // encrypted content in one transaction.
+  virtual Result<void> enqueue(const QueuedMessage& message, std::string_view content) = 0;
+  virtual Result<std::string> queue_content(std::string_view id) = 0;
   // Messages with a pending recipient due at `now` (not held), oldest first, at most `limit`.
   virtual Result<std::vector<QueuedMessage>> queue_due(int64_t now, std::size_t limit) = 0;
   virtual Result<std::vector<QueuedMessage>> queue_all() = 0;
@@ -236,7 +239,8 @@ class Store {
   // Every pending recipient of the message becomes due now (`postern queue retry`).
   virtual Result<void> queue_retry_now(std::string_view id, int64_t now) = 0;
   // Removes the message and its recipients; returns its blob id (the caller deletes the
-  // file after the commit), or nullopt when there was no such message.
+  // file after the commit; empty when the content was in the row), or nullopt when there was
+  // no such message.
   virtual Result<std::optional<std::string>> dequeue(std::string_view id) = 0;
   // Every blob a row refers to (messages and the outbound queue).
   virtual Result<std::vector<std::string>> blob_ids() = 0;

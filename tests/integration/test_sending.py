@@ -71,6 +71,7 @@ class Sending(unittest.TestCase):
         cls.world.zone("implicit.test", records=["@ A " + MX_IP])
         cls.world.zone("nullmx.test", records=["@ MX 0 ."])
         cls.world.zone("down.test", records=["@ MX 10 mx.down.test.", "mx A " + DOWN_IP])
+        cls.world.zone("v6.test", records=["@ MX 10 mx.v6.test.", "mx AAAA ::1"])
         cls.world.zone("bogus.test", bogus=True,
                        records=["@ MX 10 mx.bogus.test.", "mx A " + MX_IP])
         cls.world.start()
@@ -84,21 +85,22 @@ class Sending(unittest.TestCase):
         with open(cls.access, "w") as f:
             f.write("later@remote.test 451 4.7.1 Try again later\n")
         boxes = ["bob@remote.test", "carol@remote.test", "later@remote.test",
-                 "dave@implicit.test", "crash@remote.test", "x@bogus.test"]
+                 "dave@implicit.test", "crash@remote.test", "x@bogus.test", "eve@v6.test"]
         key, cert = os.path.join(cls.tmp, "mx.key"), os.path.join(cls.tmp, "mx.crt")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=mx.remote.test",
                         "-days", "2", "-keyout", key, "-out", cert], check=True,
                        capture_output=True)
         cls.postfix = mailstack.Postfix(cls.tmp, 25, {}, host=MX_IP, hostname="mx.remote.test",
-                                        extra_main={
+                                        extra_listen=["[::1]:25"], extra_main={
+            "inet_protocols": "all",
             "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key,
             "smtpd_tls_security_level": "may", "smtpd_tls_loglevel": "1",
             "relay_domains": "", "transport_maps": "",
             # Postfix wants inet_interfaces on an interface; 127.0.0.5 is only routed to lo.
             # master.cf binds smtpd to 127.0.0.5:25 alone.
             "inet_interfaces": "all",
-            "virtual_mailbox_domains": "remote.test, implicit.test, bogus.test",
+            "virtual_mailbox_domains": "remote.test, implicit.test, bogus.test, v6.test",
             "virtual_mailbox_base": cls.vmail,
             "virtual_mailbox_maps": "inline:{ " + ", ".join(
                 "%s=%s/" % (b, b.replace("@", "_")) for b in boxes) + " }",
@@ -390,6 +392,11 @@ class Sending(unittest.TestCase):
             with open(path, "rb") as f:
                 self.assertNotIn(b"must be private", f.read())
 
+    def test_j_ipv6_mx(self):
+        self.submit(["eve@v6.test"], self.message("over ipv6", "eve@v6.test"))
+        self.delivered("eve@v6.test", "over ipv6", timeout=30)
+        self.assertRegex(self.postfix.log_text(), r"connect from \S+\[::1\]")
+
     def test_h_local_recipient_delivered_without_smtp(self):
         before = self.postfix.log_text().count("postfix/smtpd")
         self.submit([self.inst.account], self.message("note to self", self.inst.account))
@@ -443,6 +450,11 @@ class QueueCrash(unittest.TestCase):
             print("crash test: %d acknowledged, %d delivered, %d lost, %d duplicates, %d kills"
                   % (len(acked), len(seen), len(lost), dupes, kills))
             self.assertEqual(lost, [])
+            # Several messages went over one connection (the lane reuses it).
+            reused = [int(n) for n in re.findall(r"disconnect from .* mail=(\d+)",
+                                                 s.postfix.log_text())]
+            print("crash test: most transactions on one connection: %d" % max(reused))
+            self.assertGreater(max(reused), 1)
             wait_until("an empty queue", lambda: "0 message(s)" in inst.run_cli(
                 ["queue", "--config", inst.config, "list"], check=True).stdout, 30)
         finally:

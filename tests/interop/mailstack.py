@@ -333,7 +333,7 @@ class Postfix:
     """
 
     def __init__(self, workdir, port, relay, host=LOOPBACK, extra_main=None,
-                 hostname="relay.postern-interop.test"):
+                 hostname="relay.postern-interop.test", extra_listen=()):
         self.base = os.path.join(workdir, "postfix")
         self.config_dir = os.path.join(self.base, "etc")
         self.queue_dir = os.path.join(self.base, "spool")
@@ -343,6 +343,7 @@ class Postfix:
         self.port = port
         self.relay = dict(relay)
         self.extra_main = extra_main or {}
+        self.extra_listen = list(extra_listen)  # more smtpd listeners, "[::1]:25"
         self.hostname = hostname
         self.started = False
         self.known_pids = set()
@@ -395,6 +396,8 @@ class Postfix:
             f.write(self.main_cf())
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
             f.write(POSTFIX_SERVICES.format(listen=f"{self.host}:{self.port}"))
+            for listen in self.extra_listen:
+                f.write(f"{listen} inet n - n - - smtpd\n")
         # Creates the queue's subdirectories with the right owners and modes.
         r = self.postfix("check")
         if r.returncode != 0:

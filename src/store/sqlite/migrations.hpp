@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 9> migrations = {
+inline constexpr std::array<const char*, 10> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -144,6 +144,11 @@ CREATE TABLE queue_recipients(
   remote_mta TEXT NOT NULL);
 CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt);
 CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+)sql",
+    // 10: small queued messages keep their encrypted content in the row: no file to create,
+    // sync and unlink per message (blob_id is then '').
+    R"sql(
+ALTER TABLE queue_messages ADD COLUMN content BLOB;
 )sql",
 };
 

@@ -896,16 +896,16 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<void> enqueue(const QueuedMessage& m) override {
+  Result<void> enqueue(const QueuedMessage& m, std::string_view content) override {
     std::lock_guard lock(write_mu_);
     Transaction tx(writer_);
     if (auto r = tx.begin(); !r) return r.error();
     Stmt ins(writer_.get(),
-             "INSERT INTO queue_messages(id, sender, created, blob_id, size, flags, held, warned) "
-             "VALUES (?,?,?,?,?,?,?,?)");
+             "INSERT INTO queue_messages(id, sender, created, blob_id, size, flags, held, warned, "
+             "content) VALUES (?,?,?,?,?,?,?,?,?)");
     ins.bind(1, m.id).bind(2, m.sender).bind(3, m.created).bind(4, m.blob_id);
     ins.bind(5, static_cast<int64_t>(m.size)).bind(6, queue_flags(m));
-    ins.bind(7, m.held ? 1 : 0).bind(8, m.warned ? 1 : 0);
+    ins.bind(7, m.held ? 1 : 0).bind(8, m.warned ? 1 : 0).bind_blob(9, content);
     if (auto r = ins.run("enqueue"); !r) return r;
     Stmt rcpt(writer_.get(),
               "INSERT INTO queue_recipients(message_id, address, domain, state, attempts, "
@@ -925,6 +925,17 @@ class SqliteStore final : public Store {
         "WHERE NOT m.held AND m.id IN (SELECT message_id FROM queue_recipients "
         "WHERE state = 0 AND next_attempt <= ?1) ORDER BY m.created, m.id LIMIT ?2",
         now, static_cast<int64_t>(limit), "");
+  }
+
+  Result<std::string> queue_content(std::string_view id) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(), "SELECT content FROM queue_messages WHERE id = ?");
+    s.bind(1, id);
+    auto found = row(s, c->get(), "queue content");
+    if (!found) return found.error();
+    if (!*found) return Error(Errc::not_found, "queue id");
+    return s.blob(0);
   }
 
   Result<std::vector<QueuedMessage>> queue_all() override {
@@ -996,7 +1007,9 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> blob_ids() override {
     auto c = reader();
     if (!c) return c.error();
-    Stmt s(c->get(), "SELECT blob_id FROM messages UNION ALL SELECT blob_id FROM queue_messages");
+    Stmt s(c->get(),
+           "SELECT blob_id FROM messages UNION ALL "
+           "SELECT blob_id FROM queue_messages WHERE blob_id != ''");
     std::vector<std::string> out;
     if (auto r =
             for_each_row(s, c->get(), "list blobs", [&](Stmt& st) { out.push_back(st.text(0)); });

@@ -89,7 +89,18 @@ TEST_F(QueueTest, ContentIsEncryptedAtRestAndReadBack) {
   auto m = get(id);
   EXPECT_EQ(m.recipients.size(), 1u);
   EXPECT_EQ(m.recipients[0].domain, "example.org");
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_ / "blobs")) {
+  EXPECT_EQ(m.blob_id, "");  // small: in the row
+  // A big one goes to a blob file.
+  NewMessage big;
+  big.sender = "ann@example.test";
+  big.recipients = {"bob@example.org"};
+  big.content = "Subject: secret-subject-marker\r\n\r\n" + std::string(300 * 1024, 'x');
+  auto big_id = q_->enqueue(big);
+  ASSERT_TRUE(big_id);
+  EXPECT_NE(get(*big_id).blob_id, "");
+  ASSERT_TRUE(q_->content(get(*big_id)));
+  EXPECT_EQ(*q_->content(get(*big_id)), big.content);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
     if (!e.is_regular_file()) continue;
     std::ifstream in(e.path(), std::ios::binary);
     std::stringstream ss;
@@ -105,7 +116,13 @@ TEST_F(QueueTest, ContentIsEncryptedAtRestAndReadBack) {
   EXPECT_FALSE(q_->content(other));
   auto blobs = store_->blob_ids();
   ASSERT_TRUE(blobs);
-  EXPECT_EQ(blobs->size(), 1u);  // the start-up sweep must not take queue blobs
+  EXPECT_EQ(*blobs, std::vector<std::string>{get(*big_id).blob_id});  // kept by the sweep
+  ASSERT_TRUE(q_->remove(*big_id));
+  EXPECT_TRUE(store_->blob_ids()->empty());
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_ / "blobs"))
+    files += e.is_regular_file();
+  EXPECT_EQ(files, 0u);
 }
 
 TEST_F(QueueTest, TemporaryFailureRetriesLater) {

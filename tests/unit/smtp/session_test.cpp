@@ -40,6 +40,12 @@ Transcript drive(const std::string& input, std::size_t chunk) {
       case Action::start_tls:
         m.tls_started();
         break;
+      case Action::authenticate:  // not a submission session: never asked
+        m.auth_result(false);
+        break;
+      case Action::verify_sender:
+        m.sender_verdict(std::nullopt);
+        break;
       case Action::close:
         closed = true;
         break;
