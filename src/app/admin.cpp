@@ -5,6 +5,7 @@
 #include "app/app.hpp"
 #include "app/services.hpp"
 #include "base/clock.hpp"
+#include "base/text.hpp"
 #include "keys/keys.hpp"
 #include "mime/mime.hpp"
 
@@ -204,8 +205,7 @@ int domain_add(const std::string& config_path, const std::string& domain, std::o
     err << "postern: '" << domain << "' is not a valid domain name\n";
     return exit_usage;
   }
-  std::string lower = domain;
-  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string lower = base::ascii_lower(domain);
   if (auto r = o->store->add_domain(lower); !r) return report(r.error(), err);
   out << "added domain " << lower << "\n";
   return exit_ok;

@@ -6,18 +6,13 @@
 #include <cctype>
 #include <map>
 
+#include "base/text.hpp"
 #include "imap/imap.hpp"
 
 namespace postern::imap {
 namespace {
 
 constexpr int max_message_depth = 8;  // message/rfc822 inside message/rfc822 ...
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -208,7 +203,7 @@ int hex_value(char c) {
 
 std::string ContentType::param(std::string_view name) const {
   for (const auto& [k, v] : params)
-    if (lower(k) == lower(name)) return v;
+    if (base::ascii_lower(k) == base::ascii_lower(name)) return v;
   return {};
 }
 
@@ -224,8 +219,8 @@ ContentType parse_content_type(std::string_view value) {
     ct.params.emplace_back("charset", "us-ascii");
     return ct;
   }
-  ct.type = lower(trim(type.substr(0, slash)));
-  ct.subtype = lower(trim(type.substr(slash + 1)));
+  ct.type = base::ascii_lower(trim(type.substr(0, slash)));
+  ct.subtype = base::ascii_lower(trim(type.substr(slash + 1)));
   std::size_t pos = semi;
   while (pos != std::string_view::npos && pos < s.size() && ct.params.size() < 64) {
     std::size_t start = pos + 1;
@@ -247,7 +242,7 @@ ContentType parse_content_type(std::string_view value) {
       next = s.find(';', vs);
       val = std::string(trim(s.substr(vs, next == std::string_view::npos ? s.npos : next - vs)));
     }
-    if (!name.empty()) ct.params.emplace_back(lower(name), val);
+    if (!name.empty()) ct.params.emplace_back(base::ascii_lower(name), val);
     pos = next;
   }
   return ct;
@@ -277,7 +272,7 @@ std::optional<std::string> body_structure(const mime::Summary& summary, std::str
 
 std::optional<std::string> decode_transfer_encoding(std::string_view encoding,
                                                     std::string_view body) {
-  std::string enc = lower(trim(encoding));
+  std::string enc = base::ascii_lower(trim(encoding));
   if (enc.empty() || enc == "7bit" || enc == "8bit" || enc == "binary") return std::string(body);
   std::string out;
   if (enc == "base64") {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/text.hpp"
 #include "imap/imap.hpp"
 
 namespace postern::imap {
@@ -12,18 +13,9 @@ namespace {
 constexpr std::array<const char*, 12> months = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
 int month_index(std::string_view m) {
   for (std::size_t i = 0; i < months.size(); ++i)
-    if (iequal(m, months[i])) return static_cast<int>(i);
+    if (base::iequals(m, months[i])) return static_cast<int>(i);
   return -1;
 }
 
@@ -76,7 +68,7 @@ bool has_flag(std::string_view flags, std::string_view flag) {
   while (pos < flags.size()) {
     std::size_t sp = flags.find(' ', pos);
     std::string_view f = flags.substr(pos, sp == std::string_view::npos ? flags.npos : sp - pos);
-    if (iequal(f, flag)) return true;
+    if (base::iequals(f, flag)) return true;
     if (sp == std::string_view::npos) break;
     pos = sp + 1;
   }

@@ -1,4 +1,5 @@
 // RFC 5321 4.1.2 (Mailbox, Local-part, Domain, address-literal), RFC 6531 3.3 (UTF-8 forms).
+#include "base/text.hpp"
 #include "mime/mime.hpp"
 
 #include <arpa/inet.h>
@@ -39,13 +40,6 @@ bool is_atext(unsigned char c) {
 
 bool is_let_dig(unsigned char c) {
   return std::isalnum(c) != 0;
-}
-
-std::string lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
 }
 
 }  // namespace
@@ -164,7 +158,7 @@ std::string Mailbox::str() const {
 }
 
 std::string Mailbox::lookup_key() const {
-  return lower_ascii(local) + "@" + domain;
+  return base::ascii_lower(local) + "@" + domain;
 }
 
 Result<Mailbox> parse_mailbox(std::string_view text, bool allow_utf8) {
@@ -242,7 +236,7 @@ Result<Mailbox> parse_mailbox(std::string_view text, bool allow_utf8) {
   if (domain_utf8 && !allow_utf8) return Error(Errc::non_ascii);
   if (!valid_domain(domain, allow_utf8)) return Error(Errc::syntax);
   mb.utf8 = mb.utf8 || domain_utf8;
-  mb.domain = lower_ascii(domain);
+  mb.domain = base::ascii_lower(domain);
   return mb;
 }
 

@@ -6,16 +6,11 @@
 
 #include <cctype>
 
+#include "base/text.hpp"
 #include "mime/mime.hpp"
 
 namespace postern::mime {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 int hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -90,7 +85,7 @@ std::optional<std::string> decode_base64(std::string_view text) {
 }
 
 std::optional<std::string> to_utf8(std::string_view charset, std::string_view bytes) {
-  std::string cs = lower(charset);
+  std::string cs = base::ascii_lower(charset);
   if (cs.empty() || cs == "utf-8" || cs == "us-ascii" || cs == "utf8") {
     if (!valid_utf8(bytes)) return std::nullopt;
     return std::string(bytes);

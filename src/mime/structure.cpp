@@ -5,17 +5,11 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/text.hpp"
 #include "mime/mime.hpp"
 
 namespace postern::mime {
 namespace {
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 uint64_t count_lines(std::string_view body) {
   uint64_t lines = static_cast<uint64_t>(std::count(body.begin(), body.end(), '\n'));
@@ -33,7 +27,7 @@ std::string content_type(std::string_view headers) {
 bool is_multipart(std::string_view ct) {
   auto b = ct.find_first_not_of(" \t");
   return b != std::string_view::npos && ct.size() - b >= 10 &&
-         iequal(ct.substr(b, 10), "multipart/");
+         base::iequals(ct.substr(b, 10), "multipart/");
 }
 
 // A delimiter line: "--" boundary, optionally "--" (close), then optional white space.
@@ -82,7 +76,7 @@ std::string multipart_boundary(std::string_view ct) {
       value = std::string(v);
     }
     // RFC 2046 5.1.1: 1 to 70 characters.
-    if (iequal(name, "boundary")) return value.size() <= 70 ? value : std::string();
+    if (base::iequals(name, "boundary")) return value.size() <= 70 ? value : std::string();
     pos = next;
   }
   return {};

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "base/random.hpp"
+#include "base/text.hpp"
 
 namespace postern::queue {
 namespace {
@@ -22,9 +23,7 @@ int64_t next_attempt(const Policy& p, int64_t now, int64_t attempts) {
 std::string address_domain(std::string_view address) {
   auto at = address.rfind('@');
   if (at == std::string_view::npos) return {};
-  std::string d(address.substr(at + 1));
-  for (char& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return d;
+  return base::ascii_lower(address.substr(at + 1));
 }
 
 std::size_t hop_count(std::string_view message) {
@@ -32,12 +31,7 @@ std::size_t hop_count(std::string_view message) {
   if (!hs) return 0;
   std::size_t n = 0;
   for (const auto& h : hs->headers)
-    if (h.name.size() == 8 &&
-        std::equal(h.name.begin(), h.name.end(), "Received", [](char a, char b) {
-          return std::tolower(static_cast<unsigned char>(a)) ==
-                 std::tolower(static_cast<unsigned char>(b));
-        }))
-      ++n;
+    if (base::iequals(h.name, "Received")) ++n;
   return n;
 }
 

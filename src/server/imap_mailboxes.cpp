@@ -21,8 +21,9 @@ Result<std::vector<std::string>> parse_flag_list(const std::vector<Token>& token
     if (t.kind != Token::Kind::atom) return Error(imap::Errc::syntax, "flag expected");
     std::string f = t.text;
     if (f.starts_with("\\")) {
-      auto it = std::find_if(system.begin(), system.end(),
-                             [&](const std::string& s) { return lower(s) == lower(f); });
+      auto it = std::find_if(system.begin(), system.end(), [&](const std::string& s) {
+        return base::ascii_lower(s) == base::ascii_lower(f);
+      });
       if (it == system.end()) return Error(imap::Errc::syntax, "unknown system flag");
       f = *it;
     } else {
@@ -31,8 +32,9 @@ Result<std::vector<std::string>> parse_flag_list(const std::vector<Token>& token
         if (ch == '[' || ch == ']' || ch == '*' || ch == '%' || ch == '\\')
           return Error(imap::Errc::syntax, "invalid keyword");
     }
-    if (std::none_of(out.begin(), out.end(),
-                     [&](const std::string& x) { return lower(x) == lower(f); }))
+    if (std::none_of(out.begin(), out.end(), [&](const std::string& x) {
+          return base::ascii_lower(x) == base::ascii_lower(f);
+        }))
       out.push_back(f);
     if (out.size() > 100) return Error(imap::Errc::too_many, "flags");
   }
@@ -65,7 +67,8 @@ bool has_child(const std::vector<store::Mailbox>& all, const std::string& name) 
 // A LIST pattern compared with names as they travel (modified UTF-7 keeps ASCII as is).
 std::string canonical_pattern(std::string_view ref, std::string_view pattern) {
   std::string p = std::string(ref) + std::string(pattern);
-  if (p.size() >= 5 && lower(p.substr(0, 5)) == "inbox" && (p.size() == 5 || p[5] == '/'))
+  if (p.size() >= 5 && base::ascii_lower(p.substr(0, 5)) == "inbox" &&
+      (p.size() == 5 || p[5] == '/'))
     p.replace(0, 5, "INBOX");
   return p;
 }

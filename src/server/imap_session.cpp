@@ -356,7 +356,7 @@ Outcome ImapSession::plain(const Command& c, std::string_view b64, std::string& 
   std::string user = r.substr(first + 1, second - first - 1);
   std::string password = r.substr(second + 1);
   crypto::wipe(r);
-  if (!authz.empty() && lower(authz) != lower(user)) {
+  if (!authz.empty() && base::ascii_lower(authz) != base::ascii_lower(user)) {
     crypto::wipe(password);
     done(c, "NO", "[AUTHORIZATIONFAILED] Cannot act as another user");
     return {};
@@ -368,7 +368,7 @@ Outcome ImapSession::plain(const Command& c, std::string_view b64, std::string& 
 
 Outcome ImapSession::finish_login(const Command& c, const std::string& user,
                                   const std::string& password, std::string& out) {
-  std::string address = lower(user);
+  std::string address = base::ascii_lower(user);
   auto unlocked = ctx_.passwords.verify(*ctx_.services.store, address, password);
   if (!unlocked && unlocked.error().code() != keys::Errc::wrong_password) {
     store_failure(c, unlocked.error());

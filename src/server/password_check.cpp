@@ -1,8 +1,7 @@
 #include "server/password_check.hpp"
 
-#include <cctype>
-
 #include "base/random.hpp"
+#include "base/text.hpp"
 
 namespace postern::server {
 
@@ -17,8 +16,7 @@ const keys::Keyring& PasswordCheck::dummy_keyring() {
 
 Result<std::pair<store::Account, keys::UnlockedKeys>> PasswordCheck::verify(
     store::Store& store, std::string_view user, std::string_view password) {
-  std::string address(user);
-  for (char& c : address) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string address = base::ascii_lower(user);
   auto account = store.find_account(address);
   if (!account) return account.error();
   auto ring = *account ? keys::Keyring::parse((*account)->keyring)

@@ -4,19 +4,6 @@
 
 namespace postern::smtp::detail {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 std::optional<PathText> split_path(std::string_view s) {
   if (s.empty() || s.front() != '<') return std::nullopt;
   // Find the closing bracket outside a quoted local part.

@@ -1,6 +1,7 @@
 // Internal: splitting and parsing of SMTP command arguments (RFC 5321 4.1.2, 4.1.1.11).
 #pragma once
 
+#include "base/text.hpp"
 #include "mime/mime.hpp"
 
 #include <optional>
@@ -10,8 +11,8 @@
 
 namespace postern::smtp::detail {
 
-bool iequals(std::string_view a, std::string_view b);
-bool istarts_with(std::string_view s, std::string_view prefix);
+using base::iequals;
+using base::istarts_with;
 
 // A reverse- or forward-path in angle brackets; `rest` is what follows the closing '>'.
 struct PathText {

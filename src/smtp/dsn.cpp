@@ -163,9 +163,7 @@ Result<DeliveryStatus> parse_delivery_status(std::string_view text) {
         if (!v) return Error(mime::Errc::syntax, "bad Final-Recipient");
         rc.address = *v;
       } else if (detail::iequals(name, "Action")) {
-        rc.action = value;
-        for (char& c : rc.action)
-          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        rc.action = base::ascii_lower(value);
       } else if (detail::iequals(name, "Status")) {
         rc.status = value;
       } else if (detail::iequals(name, "Remote-MTA")) {

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/text.hpp"
 #include "store/sqlite/db.hpp"
 #include "store/sqlite/migrations.hpp"
 #include "store/store.hpp"
@@ -96,13 +97,6 @@ MessageRecord read_record(const Stmt& s, int64_t mailbox_id) {
   return m;
 }
 
-bool same_flag(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // Flags are stored space separated; keywords compare case-insensitively (RFC 9051 2.3.2).
 std::string merge_flags(std::string_view current, FlagOp op, std::span<const std::string> flags) {
   std::vector<std::string> out;
@@ -118,8 +112,8 @@ std::string merge_flags(std::string_view current, FlagOp op, std::span<const std
     }
   }
   for (const auto& f : flags) {
-    auto it =
-        std::find_if(out.begin(), out.end(), [&](const std::string& x) { return same_flag(x, f); });
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const std::string& x) { return base::iequals(x, f); });
     if (op == FlagOp::remove) {
       if (it != out.end()) out.erase(it);
     } else if (it == out.end()) {
