@@ -146,9 +146,12 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       machine.recipient_verdict(v->rejection);
     } else if (action == smtp::Action::authenticate) {
       std::string user = machine.auth_user();
-      auto check = [shared, user, pw = machine.take_auth_password()]() mutable -> Result<int64_t> {
-        auto r = shared->passwords.verify(*shared->services.store, user, pw);
-        crypto::wipe(pw);
+      // One copy of the password, behind a pointer: moving the job around (pool, callback)
+      // must not leave short-string copies behind that are never wiped.
+      auto pw = std::make_shared<std::string>(machine.take_auth_password());
+      auto check = [shared, user, pw]() -> Result<int64_t> {
+        auto r = shared->passwords.verify(*shared->services.store, user, *pw);
+        crypto::wipe(*pw);
         if (!r) return r.error();
         return r->first.id;  // the unwrapped keys are wiped here: sending needs none
       };
