@@ -225,8 +225,9 @@ int alias_add(const std::string& config_path, const std::string& alias, const st
   return exit_ok;
 }
 
-int mail_list(const std::string& config_path, const std::string& address, std::istream& in,
-              std::optional<uint32_t> uid, std::ostream& out, std::ostream& err) {
+int mail_list(const std::string& config_path, const std::string& address,
+              const std::string& mailbox, std::istream& in, std::optional<uint32_t> uid,
+              std::ostream& out, std::ostream& err) {
   int code = exit_ok;
   auto o = open(config_path, err, code);
   if (!o) return code;
@@ -237,9 +238,9 @@ int mail_list(const std::string& config_path, const std::string& address, std::i
   auto unlocked = keys::unlock_with_password(acc->address, found->keyring, password);
   crypto::wipe(password);
   if (!unlocked) return report(unlocked.error(), err);
-  auto inbox = o->store->find_mailbox(acc->id, "INBOX");
+  auto inbox = o->store->find_mailbox(acc->id, mailbox);
   if (!inbox) return report(inbox.error(), err);
-  if (!*inbox) return report(Error(store::Errc::not_found, "INBOX"), err);
+  if (!*inbox) return report(Error(store::Errc::not_found, mailbox), err);
   auto msgs = o->store->messages((*inbox)->id);
   if (!msgs) return report(msgs.error(), err);
   store::BlobStore blobs(o->config.blob_dir());

@@ -74,10 +74,12 @@ int domain_add(const std::string& config_path, const std::string& domain, std::o
 int alias_add(const std::string& config_path, const std::string& alias, const std::string& target,
               std::ostream& out, std::ostream& err);
 
-// Decrypts an account's INBOX with its password: one line per message (uid, size, subject,
-// message-id), or with `uid` the whole message. For operators helping a user and for tests.
-int mail_list(const std::string& config_path, const std::string& address, std::istream& password_in,
-              std::optional<uint32_t> uid, std::ostream& out, std::ostream& err);
+// Decrypts a mailbox of an account with its password: one line per message (uid, size,
+// subject, message-id), or with `uid` the whole message. For operators helping a user and
+// for tests.
+int mail_list(const std::string& config_path, const std::string& address,
+              const std::string& mailbox, std::istream& password_in, std::optional<uint32_t> uid,
+              std::ostream& out, std::ostream& err);
 
 // Opens the store and checks it (SQLite integrity_check, every message row has its blob).
 int check(const std::string& config_path, std::ostream& out, std::ostream& err);

@@ -75,6 +75,13 @@ struct Config {
   std::vector<std::string> dns_forwarders;
   std::vector<std::string> dns_options;
   std::vector<std::string> dns_resolve_zones;
+  // [mailauth]
+  bool mailauth_enabled = true;
+  bool mailauth_reject_spf_fail = true;
+  std::vector<std::string> mailauth_trusted_forwarders;
+  bool mailauth_dkim_accept_partial_body = false;
+  int64_t mailauth_dkim_min_rsa_bits = 1024;
+  int64_t mailauth_dkim_max_signatures = 5;
   // [delivery]
   int64_t delivery_max_batch = 512;
   int64_t delivery_dedupe_window_seconds = 600;

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "app/config.hpp"
+#include "mailauth/mailauth.hpp"
 
 namespace postern::app {
 
@@ -112,6 +113,22 @@ const std::vector<Key>& schema() {
        "Submission listeners with implicit TLS (port 465, RFC 8314)."},
       {"submission", "dkim_sign", &Config::submission_dkim_sign, 0, 0,
        "Sign submitted mail with the From domain's newest Ed25519 and RSA DKIM keys."},
+      {"mailauth", "enabled", &Config::mailauth_enabled, 0, 0,
+       "Check SPF, DKIM and DMARC on mail arriving at the MX, enforce DMARC (p=reject is "
+       "refused with 550 5.7.1, quarantine goes to Junk) and add Authentication-Results."},
+      {"mailauth", "reject_spf_fail", &Config::mailauth_reject_spf_fail, 0, 0,
+       "Refuse SPF fail (550 5.7.23) when the author domain has no DMARC policy and no aligned "
+       "DKIM signature; with a policy, DMARC decides."},
+      {"mailauth", "trusted_forwarders", &Config::mailauth_trusted_forwarders, 0, 0,
+       "Client networks (\"192.0.2.0/24\", \"2001:db8::/32\") whose mail is never refused or "
+       "filed as junk for DMARC: forwarders and lists you trust. Results are still recorded."},
+      {"mailauth", "dkim_accept_partial_body", &Config::mailauth_dkim_accept_partial_body, 0, 0,
+       "Count DKIM signatures whose l= leaves part of the body unsigned (by default they "
+       "are reported as policy and do not pass)."},
+      {"mailauth", "dkim_min_rsa_bits", &Config::mailauth_dkim_min_rsa_bits, 1024, 16384,
+       "RSA DKIM keys shorter than this fail (RFC 8301: at least 1024)."},
+      {"mailauth", "dkim_max_signatures", &Config::mailauth_dkim_max_signatures, 1, 20,
+       "DKIM signatures verified per message; more are reported as policy."},
       {"queue", "lifetime_seconds", &Config::queue_lifetime_seconds, 10, 30 * 86400,
        "How long a message is retried before it is bounced."},
       {"queue", "warn_after_seconds", &Config::queue_warn_after_seconds, 1, 30 * 86400,
@@ -243,6 +260,9 @@ Result<void> validate(const Config& c, const std::string& file) {
   if ((!c.submission_listen.empty() || !c.submission_tls_listen.empty()) &&
       c.tls_certificate.empty())
     return bad("submission.listen and submission.tls_listen need tls.certificate and tls.key");
+  for (const auto& n : c.mailauth_trusted_forwarders)
+    if (!mailauth::in_network(n.substr(0, n.find('/')), n))
+      return bad("mailauth.trusted_forwarders: \"" + n + "\" is not an address or network");
   for (const auto& o : c.dns_options)
     if (o.find(':') == std::string::npos)
       return bad("dns.options: \"" + o + "\" is not name: value");

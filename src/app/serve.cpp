@@ -71,6 +71,12 @@ int serve(const std::string& config_path, std::ostream& err) {
   opt.imap.argon2 = argon2_params(c);
   s.argon2 = opt.imap.argon2;
   s.dkim_sign = c.submission_dkim_sign;
+  s.authenticate = c.mailauth_enabled;
+  s.authentication.reject_spf_fail = c.mailauth_reject_spf_fail;
+  s.authentication.trusted_forwarders = c.mailauth_trusted_forwarders;
+  s.authentication.dkim.accept_partial_body = c.mailauth_dkim_accept_partial_body;
+  s.authentication.dkim.min_rsa_bits = static_cast<unsigned>(c.mailauth_dkim_min_rsa_bits);
+  s.authentication.dkim.max_signatures = static_cast<std::size_t>(c.mailauth_dkim_max_signatures);
   opt.submission_listen = c.submission_listen;
   opt.submissions_listen = c.submission_tls_listen;
   auto& ob = opt.outbound;

@@ -76,9 +76,12 @@ int main(int argc, char** argv) {
   mail->require_subcommand(1);
   mail->add_option("--config", config, "Config file")->required();
   std::optional<uint32_t> uid;
-  auto* mail_list_cmd = mail->add_subcommand("list", "List INBOX, or print message --uid");
+  std::string mailbox = "INBOX";
+  auto* mail_list_cmd =
+      mail->add_subcommand("list", "List a mailbox (INBOX), or print message --uid");
   mail_list_cmd->add_option("address", address)->required();
   mail_list_cmd->add_option("--uid", uid, "Print this message in full");
+  mail_list_cmd->add_option("--mailbox", mailbox, "Mailbox to read (default INBOX)");
 
   auto* queue_cmd = cli.add_subcommand("queue", "The outbound queue");
   queue_cmd->require_subcommand(1);
@@ -162,7 +165,7 @@ int main(int argc, char** argv) {
   if (name == "dkim" && *dkim_rotate_cmd)
     return dkim_rotate(config, dkim_domain, std::cout, std::cerr);
   if (name == "mail" && *mail_list_cmd)
-    return mail_list(config, address, std::cin, uid, std::cout, std::cerr);
+    return mail_list(config, address, mailbox, std::cin, uid, std::cout, std::cerr);
   std::cerr << cli.help();
   return exit_usage;
 }

@@ -34,6 +34,8 @@ const std::error_category& category() {
           return "unusable key";
         case Errc::bad_message:
           return "message cannot be signed";
+        case Errc::syntax:
+          return "syntax error";
       }
       return "mailauth error";
     }

@@ -1,21 +1,34 @@
-// Message authentication: DKIM (RFC 6376, RFC 8463) signing today; verification, SPF, DMARC
-// and ARC build on the same canonicalisation.
+// Message authentication: DKIM signing and verification (RFC 6376, RFC 8463), SPF (RFC 7208),
+// DMARC (RFC 7489) and Authentication-Results (RFC 8601).
 //
-// Security: messages are hostile input; canonicalisation is total and linear in the input.
+// The checks are pure: no sockets, no clock reads. Each is a function of its input and of the
+// DNS answers in a `Lookups`; when it needs an answer that is not there yet it notes the query
+// and returns nullopt, the caller resolves every noted query (in parallel) and calls it again.
+// Re-running is cheap (the expensive hashing happens only once every key is known) and keeps
+// each check a plain function instead of a hand-written state machine.
+//
+// Security: messages and DNS answers are hostile input; canonicalisation is total and linear
+// in the input, every parser is bounded, and the number of lookups a message can cause is
+// capped (SPF's 10 + 2 void lookups, a fixed number of DKIM signatures, two DMARC queries).
 // Signing keys are SecretBytes and never leave this module except as signatures.
 #pragma once
 
 #include "base/error.hpp"
 #include "crypto/crypto.hpp"
+#include "dns/dns.hpp"
 
+#include <compare>
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace postern::mailauth {
 
-enum class Errc { bad_key = 1, bad_message };
+enum class Errc { bad_key = 1, bad_message, syntax };
 const std::error_category& category();
 inline std::error_code make_error_code(Errc e) {
   return {static_cast<int>(e), category()};
@@ -69,6 +82,209 @@ struct DkimOptions {
 // (CRLF line ends), relaxed/relaxed.
 Result<std::string> dkim_sign(std::string_view message, const DkimKey& key,
                               const DkimOptions& options);
+
+// ---------------------------------------------------------------------------------------------
+// DNS answers for the checks
+
+struct Query {
+  std::string name;  // lower case, no final dot
+  dns::Type type = dns::Type::txt;
+  auto operator<=>(const Query&) const = default;
+};
+
+class Lookups {
+ public:
+  // The answer to (name, type), or nullptr when it is not known yet: the query is then noted.
+  const Result<dns::Answer>* get(std::string_view name, dns::Type type);
+  void add(const Query& query, Result<dns::Answer> answer);
+  // The queries noted since the last call, each once.
+  std::vector<Query> take_missing();
+
+ private:
+  std::map<Query, Result<dns::Answer>> answers_;
+  std::set<Query> missing_;
+};
+
+// The TXT records of an answer (character-strings joined), skipping malformed ones.
+std::vector<std::string> txt_records(const dns::Answer& answer);
+
+// ---------------------------------------------------------------------------------------------
+// SPF (RFC 7208)
+
+enum class SpfResult { none, neutral, pass, fail, softfail, temperror, permerror };
+const char* to_string(SpfResult r);
+
+struct SpfRequest {
+  std::string ip;        // the client, "192.0.2.1" or "2001:db8::1"
+  std::string sender;    // "local@domain"; for the HELO identity "postmaster@<helo>"
+  std::string helo;      // as the client gave it (%{h})
+  std::string receiver;  // our host name (%{r})
+  int64_t now = 0;       // %{t}
+};
+
+struct SpfOutcome {
+  SpfResult result = SpfResult::none;
+  std::string domain;       // the domain whose policy decided (after include/redirect)
+  std::string mechanism;    // the mechanism that matched, or why there was no match
+  std::string explanation;  // exp= text for a fail, expanded; empty otherwise
+};
+
+// The SPF result for the sender's domain; nullopt while answers are missing.
+std::optional<SpfOutcome> check_spf(const SpfRequest& request, Lookups& lookups);
+
+// The terms of one SPF record, for the evaluator and the fuzz target.
+struct SpfTerm {
+  enum class Kind { all, include, a, mx, ptr, ip4, ip6, exists, redirect, exp, unknown_modifier };
+  Kind kind = Kind::all;
+  char qualifier = '+';        // + - ~ ?
+  std::string domain_spec;     // unexpanded macro-string, empty when absent
+  std::string address;         // ip4/ip6 network, as text
+  int cidr4 = -1, cidr6 = -1;  // -1: absent
+};
+Result<std::vector<SpfTerm>> parse_spf(std::string_view record);
+
+// ---------------------------------------------------------------------------------------------
+// DKIM verification (RFC 6376 6, RFC 8463)
+
+// A tag=value list (RFC 6376 3.2); names and values with folding white space removed around
+// them. Fails on a syntax error or a repeated tag.
+Result<std::vector<std::pair<std::string, std::string>>> parse_tag_list(std::string_view text);
+
+enum class DkimResult { none, pass, fail, neutral, policy, temperror, permerror };
+const char* to_string(DkimResult r);
+
+struct DkimOutcome {
+  DkimResult result = DkimResult::none;
+  std::string domain;            // d=
+  std::string selector;          // s=
+  std::string identity;          // i= (default "@" + d=)
+  std::string algorithm;         // a=
+  std::string signature_prefix;  // the first characters of b= (RFC 6008 header.b)
+  bool testing = false;          // the key has t=y
+  std::string reason;            // why it did not pass
+};
+
+struct DkimVerifyOptions {
+  std::size_t max_signatures = 5;  // more are reported as policy, not verified
+  unsigned min_rsa_bits = 1024;
+  // l= that leaves body content unsigned: verified when true, otherwise reported as policy
+  // (content could be appended after the signed part).
+  bool accept_partial_body = false;
+  int64_t now = 0;  // for x=
+};
+
+// One outcome per DKIM-Signature field (in message order), empty when there is none; nullopt
+// while key records are missing.
+std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
+                                                    const DkimVerifyOptions& options,
+                                                    Lookups& lookups);
+
+// ---------------------------------------------------------------------------------------------
+// DMARC (RFC 7489)
+
+enum class DmarcPolicy { none, quarantine, reject };
+const char* to_string(DmarcPolicy p);
+
+struct DmarcRecord {
+  DmarcPolicy policy = DmarcPolicy::none;
+  std::optional<DmarcPolicy> subdomain_policy;  // sp=
+  bool strict_dkim = false;                     // adkim=s
+  bool strict_spf = false;                      // aspf=s
+  int percent = 100;                            // pct=
+  std::vector<std::string> rua, ruf;
+  uint32_t report_interval = 86400;  // ri=
+};
+Result<DmarcRecord> parse_dmarc(std::string_view record);
+
+// The organisational domain (RFC 7489 3.2) from the public suffix list (libpsl).
+std::string organizational_domain(std::string_view domain);
+
+// The RFC 5322.From domain: exactly one From field with exactly one address that has a
+// domain; anything else is an error whose detail says what was wrong.
+Result<std::string> author_domain(std::string_view message);
+
+enum class DmarcResult { none, pass, fail, temperror, permerror };
+const char* to_string(DmarcResult r);
+
+struct DmarcOutcome {
+  DmarcResult result = DmarcResult::none;
+  std::string from_domain;
+  std::string policy_domain;  // where the record was found
+  std::optional<DmarcRecord> record;
+  DmarcPolicy applied = DmarcPolicy::none;  // what to do: the policy after sp= and pct=
+  bool sampled_out = false;                 // pct= excluded this message
+  bool dkim_aligned = false, spf_aligned = false;
+};
+
+struct DmarcRequest {
+  std::string from_domain;
+  SpfOutcome spf;
+  std::string spf_domain;  // the domain SPF checked (MAIL FROM, or HELO for the null sender)
+  std::vector<DkimOutcome> dkim;
+  unsigned sample = 0;  // 0..99, random per message, compared with pct=
+};
+
+std::optional<DmarcOutcome> check_dmarc(const DmarcRequest& request, Lookups& lookups);
+
+// ---------------------------------------------------------------------------------------------
+// Authentication-Results (RFC 8601)
+
+struct AuthResult {
+  std::string method;  // "spf", "dkim", ...
+  std::string result;  // "pass", ...
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> properties;  // "smtp.mailfrom" -> value
+};
+struct AuthResultsHeader {
+  std::string authserv_id;
+  std::vector<AuthResult> results;  // empty for "none"
+};
+Result<AuthResultsHeader> parse_authentication_results(std::string_view value);
+// The header field, folded, CRLF-terminated.
+std::string format_authentication_results(const AuthResultsHeader& header);
+
+// ---------------------------------------------------------------------------------------------
+// The inbound decision: SPF, DKIM and DMARC together
+
+struct InboundRequest {
+  std::string ip, helo, mail_from;  // mail_from empty for the null sender
+  std::string receiver;             // our host name, also the authserv-id
+  std::string_view message;         // as received
+  int64_t now = 0;
+  unsigned sample = 0;  // 0..99
+};
+
+struct InboundOptions {
+  DkimVerifyOptions dkim;
+  // Client networks ("192.0.2.0/24", "2001:db8::/32") whose mail is not refused for DMARC
+  // (forwarders and mailing lists the operator trusts); the results are still recorded.
+  std::vector<std::string> trusted_forwarders;
+  // Without a DMARC policy, refuse SPF fail (RFC 7208 8.4) instead of filing it as junk.
+  bool reject_spf_fail = true;
+};
+
+struct InboundVerdict {
+  enum class Action { deliver, junk, reject, defer };
+  Action action = Action::deliver;
+  int code = 250;
+  std::string enhanced, text;  // the SMTP reply for reject and defer
+  SpfOutcome spf;
+  bool spf_helo = false;  // the null sender: SPF checked postmaster@<helo>
+  std::string spf_domain;
+  std::vector<DkimOutcome> dkim;
+  DmarcOutcome dmarc;
+  std::string authentication_results;  // the field to prepend
+};
+
+std::optional<InboundVerdict> check_inbound(const InboundRequest& request,
+                                            const InboundOptions& options, Lookups& lookups);
+
+// `message` without the Authentication-Results fields that claim `authserv_id` (RFC 8601 5),
+// which only this server may write.
+std::string remove_forged_results(std::string_view message, std::string_view authserv_id);
+
+// Whether `ip` is inside `network` ("192.0.2.0/24", "2001:db8::/32", or a bare address).
+bool in_network(std::string_view ip, std::string_view network);
 
 }  // namespace postern::mailauth
 

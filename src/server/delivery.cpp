@@ -76,11 +76,12 @@ Result<std::vector<PreparedMessage>> prepare_delivery(const Services& svc,
     auto account = svc.store->account_by_id(account_id);
     if (!account) return fail(account.error());
     if (!*account) continue;  // deleted meanwhile
-    auto inbox = svc.store->find_mailbox(account_id, "INBOX");
+    auto inbox = svc.store->find_mailbox(account_id, in.junk ? "Junk" : "INBOX");
+    if (inbox && !*inbox && in.junk) inbox = svc.store->find_mailbox(account_id, "INBOX");
     if (!inbox) return fail(inbox.error());
     if (!*inbox) return fail(Error(Errc::no_mailbox, address));
     std::string content = "Return-Path: <" + return_path + ">\r\nDelivered-To: " + address +
-                          "\r\n" + received + in.message;
+                          "\r\n" + received + in.authentication_results + in.message;
     auto sealed = seal_message_for(svc, (*account)->storage_public, content);
     if (!sealed) return fail(sealed.error());
     PreparedMessage p = std::move(*sealed);

@@ -19,6 +19,7 @@
 #include "crypto/crypto.hpp"
 #include "dns/dns.hpp"
 #include "queue/queue.hpp"
+#include "server/dns_pump.hpp"
 #include "server/session_io.hpp"
 
 namespace postern::server {
@@ -28,51 +29,6 @@ namespace {
 smtp::Reply temp(std::string enhanced, std::string text) {
   return smtp::Reply{451, std::move(enhanced), std::move(text)};
 }
-
-// Drives libunbound's asynchronous lookups from the strand: its descriptor becomes readable
-// when answers arrive, and process() runs their callbacks.
-class DnsPump {
- public:
-  DnsPump(const asio::any_io_executor& ex, dns::Resolver& r) : sd_(ex, r.fd()), resolver_(r) {}
-  ~DnsPump() { sd_.release(); }  // the descriptor belongs to the resolver
-
-  asio::awaitable<Result<dns::Answer>> lookup(std::string name, dns::Type type) {
-    auto* self = this;
-    auto start = [self, name, type](auto cb) {
-      auto shared_cb = std::make_shared<decltype(cb)>(std::move(cb));
-      auto r = self->resolver_.resolve_async(name, type, [self, shared_cb](Result<dns::Answer> a) {
-        --self->pending_;
-        (*shared_cb)(std::move(a));
-      });
-      if (!r) {
-        (*shared_cb)(Result<dns::Answer>(r.error()));
-        return;
-      }
-      ++self->pending_;
-      self->pump();
-    };
-    co_return co_await await_callback<Result<dns::Answer>>(std::move(start));
-  }
-
- private:
-  void pump() {
-    if (waiting_) return;
-    waiting_ = true;
-    sd_.async_wait(asio::posix::stream_descriptor::wait_read,
-                   [this](const boost::system::error_code& ec) {
-                     waiting_ = false;
-                     if (ec) return;
-                     if (auto r = resolver_.process(); !r)
-                       base::log::warn("dns.process.failed", {{"error", r.error().describe()}});
-                     if (pending_ > 0) pump();
-                   });
-  }
-
-  asio::posix::stream_descriptor sd_;
-  dns::Resolver& resolver_;
-  std::size_t pending_ = 0;
-  bool waiting_ = false;
-};
 
 // One recipient of one message, as a lane sees it.
 struct Job {
@@ -104,14 +60,16 @@ struct Connection {
 }  // namespace
 
 struct Outbound::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::io_context& io_, asio::thread_pool& pool_, Services svc_, OutboundSettings s_)
+  Impl(asio::io_context& io_, asio::thread_pool& pool_, Services svc_, OutboundSettings s_,
+       DnsPump* dns_)
       : io(io_),
         pool(pool_),
         strand(asio::make_strand(io_)),
         svc(std::move(svc_)),
         s(std::move(s_)),
         wake(strand),
-        pace(strand) {}
+        pace(strand),
+        dns(dns_) {}
 
   asio::io_context& io;
   asio::thread_pool& pool;
@@ -120,7 +78,7 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
   OutboundSettings s;
   asio::steady_timer wake;
   asio::steady_timer pace;
-  std::unique_ptr<DnsPump> dns;
+  DnsPump* dns;  // null without a resolver
   std::set<std::string> in_flight;
   std::map<std::string, Lane> lanes;
   std::deque<std::string> waiting_lanes;  // jobs queued, no worker: the connection limit was hit
@@ -157,14 +115,13 @@ struct Outbound::Impl : std::enable_shared_from_this<Impl> {
 };
 
 Outbound::Outbound(asio::io_context& io, asio::thread_pool& pool, Services services,
-                   OutboundSettings settings)
-    : impl_(std::make_shared<Impl>(io, pool, std::move(services), std::move(settings))) {}
+                   OutboundSettings settings, DnsPump* dns)
+    : impl_(std::make_shared<Impl>(io, pool, std::move(services), std::move(settings), dns)) {}
 
 Outbound::~Outbound() = default;
 
 void Outbound::start() {
   auto m = impl_;
-  if (m->svc.resolver) m->dns = std::make_unique<DnsPump>(m->strand, *m->svc.resolver);
   asio::co_spawn(m->strand, m->scan_loop(), asio::detached);
 }
 

@@ -21,10 +21,12 @@ Result<RecipientVerdict> lookup_recipient(store::Store& store, const mime::Mailb
 // Runs the queue: every scan_interval (or at once after kick()) it takes the due messages,
 // delivers local recipients through the committer and remote ones over SMTP, and records the
 // outcome. All its state lives on one strand.
+class DnsPump;
+
 class Outbound {
  public:
   Outbound(asio::io_context& io, asio::thread_pool& pool, Services services,
-           OutboundSettings settings);
+           OutboundSettings settings, DnsPump* dns);
   ~Outbound();
   void start();
   void kick();  // from any thread: a message was queued

@@ -9,6 +9,7 @@
 
 #include "base/log.hpp"
 #include "net/net.hpp"
+#include "server/dns_pump.hpp"
 #include "server/imap_in.hpp"
 #include "server/smtp_in.hpp"
 
@@ -20,7 +21,8 @@ struct Server::Impl {
   asio::thread_pool pool;
   enum class Kind { smtp, imap, imaps, submission, submissions };
   std::vector<tcp::acceptor> acceptors;
-  std::vector<Kind> kinds;  // per acceptor
+  std::vector<Kind> kinds;       // per acceptor
+  std::unique_ptr<DnsPump> dns;  // before its users, so that it outlives them
   std::shared_ptr<SmtpShared> smtp;
   std::shared_ptr<SmtpShared> submission;
   std::shared_ptr<ImapShared> imap;
@@ -146,12 +148,15 @@ std::vector<std::string> Server::bound() const {
 
 Result<void> Server::run(Services services) {
   auto& m = *impl_;
+  if (services.resolver) m.dns = std::make_unique<DnsPump>(m.io, *services.resolver);
   m.smtp = std::make_shared<SmtpShared>(m.options.smtp, services, &m.pool);
+  m.smtp->dns = m.dns.get();
   SmtpSettings submission_settings = m.options.smtp;
   submission_settings.protocol.submission = true;
   m.submission = std::make_shared<SmtpShared>(submission_settings, services, &m.pool);
   if (services.queue) {
-    m.outbound = std::make_unique<Outbound>(m.io, m.pool, services, m.options.outbound);
+    m.outbound =
+        std::make_unique<Outbound>(m.io, m.pool, services, m.options.outbound, m.dns.get());
     m.submission->outbound = m.outbound.get();
     m.outbound->start();
   }

@@ -6,6 +6,7 @@
 #include "base/error.hpp"
 #include "crypto/crypto.hpp"
 #include "imap/imap.hpp"
+#include "mailauth/mailauth.hpp"
 #include "smtp/smtp.hpp"
 #include "store/store.hpp"
 
@@ -51,6 +52,8 @@ struct DeliveryRequest {
   std::string tls_cipher;  // empty without TLS
   std::string queue_id;
   std::string hostname;
+  std::string authentication_results;  // the field to add after Received; may be empty
+  bool junk = false;                   // DMARC quarantine: into the Junk mailbox
 };
 
 struct Services;
@@ -98,6 +101,9 @@ struct SmtpSettings {
   crypto::Argon2Params argon2;  // cost a failed AUTH for an unknown user must match
   // Submission: DKIM-sign with the From domain's newest keys (Ed25519 and RSA).
   bool dkim_sign = true;
+  // MX: SPF, DKIM and DMARC on every message (needs the resolver), enforced as configured.
+  bool authenticate = true;
+  mailauth::InboundOptions authentication;
 };
 
 // Tells sessions that an account's mail changed (a delivery, another session's STORE), so IDLE

@@ -12,11 +12,58 @@
 #include "base/random.hpp"
 #include "crypto/crypto.hpp"
 #include "keys/keys.hpp"
+#include "server/inbound_auth.hpp"
 #include "server/outbound.hpp"
 #include "server/session_io.hpp"
 #include "server/submission.hpp"
 
 namespace postern::server {
+namespace {
+
+std::string dkim_summary(const std::vector<mailauth::DkimOutcome>& dkim) {
+  std::string out;
+  for (const auto& d : dkim)
+    out += (out.empty() ? "" : ",") + std::string(mailauth::to_string(d.result)) + ":" + d.domain;
+  return out.empty() ? "none" : out;
+}
+
+// SPF, DKIM and DMARC for a message on the MX: the refusal to send, or nothing, with the
+// Authentication-Results field (and Junk for quarantine) set on the request.
+asio::awaitable<std::optional<smtp::Reply>> authenticate(SmtpShared& shared, std::string sid,
+                                                         DeliveryRequest& in) {
+  auto job = std::make_shared<InboundAuthJob>();
+  auto message = std::make_shared<const std::string>(std::move(in.message));
+  job->message = message;
+  job->options = shared.settings.authentication;
+  auto& r = job->request;
+  r.ip = in.client_ip;
+  r.helo = in.envelope.helo;
+  r.mail_from = in.envelope.sender ? in.envelope.sender->str() : "";
+  r.receiver = in.hostname;
+  r.message = *message;
+  r.now = shared.services.clock->unix_seconds();
+  r.sample = static_cast<unsigned>(base::system_random().next_u64() % 100);
+  mailauth::InboundVerdict v = co_await authenticate_inbound(job, shared.dns, shared.pool);
+  using Action = mailauth::InboundVerdict::Action;
+  const char* action = v.action == Action::deliver  ? "deliver"
+                       : v.action == Action::junk   ? "junk"
+                       : v.action == Action::reject ? "reject"
+                                                    : "defer";
+  base::log::info("smtp.mailauth", {{"sid", sid},
+                                    {"spf", mailauth::to_string(v.spf.result)},
+                                    {"dkim", dkim_summary(v.dkim)},
+                                    {"dmarc", mailauth::to_string(v.dmarc.result)},
+                                    {"from_domain", v.dmarc.from_domain},
+                                    {"action", action}});
+  if (v.action == Action::reject || v.action == Action::defer)
+    co_return smtp::Reply{v.code, v.enhanced, v.text};
+  in.message = mailauth::remove_forged_results(*message, in.hostname);
+  in.authentication_results = std::move(v.authentication_results);
+  in.junk = v.action == Action::junk;
+  co_return std::nullopt;
+}
+
+}  // namespace
 
 asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShared> shared,
                                    bool implicit_tls) {
@@ -220,6 +267,13 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       in->tls_cipher = stream.cipher();
       in->queue_id = base::system_random().token(10);
       in->hostname = settings.protocol.hostname;
+      if (settings.authenticate && shared->dns) {
+        auto refusal = co_await authenticate(*shared, sid, *in);
+        if (refusal) {
+          machine.delivery_result(*refusal);
+          continue;
+        }
+      }
       Services s = svc;
       auto job = [s, in] { return prepare_delivery(s, *in); };
       auto prepared = co_await run_blocking<Result<std::vector<PreparedMessage>>>(*shared->pool,

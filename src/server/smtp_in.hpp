@@ -27,6 +27,7 @@ struct SmtpShared : LiveSessions {
   std::atomic<uint64_t> next_session{1};
   PasswordCheck passwords{settings.argon2};  // submission
   Outbound* outbound = nullptr;              // told when a submission is queued
+  DnsPump* dns = nullptr;                    // SPF, DKIM and DMARC lookups (MX)
 };
 
 // The MX session (settings.protocol.submission false) or a submission session; implicit_tls:

@@ -189,7 +189,9 @@ class Postern:
         self.account = info["account"]
         self.password = info["password"]
         self.passwords[self.account] = self.password
-        overrides = {("log", "file"): self.log_path}
+        # SPF/DKIM/DMARC need DNS, which these stacks do not have (and the peers they are
+        # compared with check none of it): off unless the caller turns it on.
+        overrides = {("log", "file"): self.log_path, ("mailauth", "enabled"): False}
         overrides.update(self.config_overrides)
         self.edit_config(overrides)
         return info
