@@ -79,6 +79,7 @@ struct Config {
   bool mailauth_enabled = true;
   bool mailauth_reject_spf_fail = true;
   std::vector<std::string> mailauth_trusted_forwarders;
+  std::vector<std::string> mailauth_ignore_networks = {"127.0.0.0/8", "::1"};
   bool mailauth_dkim_accept_partial_body = false;
   int64_t mailauth_dkim_min_rsa_bits = 1024;
   int64_t mailauth_dkim_max_signatures = 5;

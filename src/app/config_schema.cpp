@@ -122,6 +122,9 @@ const std::vector<Key>& schema() {
       {"mailauth", "trusted_forwarders", &Config::mailauth_trusted_forwarders, 0, 0,
        "Client networks (\"192.0.2.0/24\", \"2001:db8::/32\") whose mail is never refused or "
        "filed as junk for DMARC: forwarders and lists you trust. Results are still recorded."},
+      {"mailauth", "ignore_networks", &Config::mailauth_ignore_networks, 0, 0,
+       "Clients whose mail is not checked at all: programs on this machine, as OpenDMARC's "
+       "IgnoreHosts. Their messages get no Authentication-Results."},
       {"mailauth", "dkim_accept_partial_body", &Config::mailauth_dkim_accept_partial_body, 0, 0,
        "Count DKIM signatures whose l= leaves part of the body unsigned (by default they "
        "are reported as policy and do not pass)."},
@@ -260,9 +263,10 @@ Result<void> validate(const Config& c, const std::string& file) {
   if ((!c.submission_listen.empty() || !c.submission_tls_listen.empty()) &&
       c.tls_certificate.empty())
     return bad("submission.listen and submission.tls_listen need tls.certificate and tls.key");
-  for (const auto& n : c.mailauth_trusted_forwarders)
-    if (!mailauth::in_network(n.substr(0, n.find('/')), n))
-      return bad("mailauth.trusted_forwarders: \"" + n + "\" is not an address or network");
+  for (const auto* list : {&c.mailauth_trusted_forwarders, &c.mailauth_ignore_networks})
+    for (const auto& n : *list)
+      if (!mailauth::in_network(n.substr(0, n.find('/')), n))
+        return bad("mailauth: \"" + n + "\" is not an address or network");
   for (const auto& o : c.dns_options)
     if (o.find(':') == std::string::npos)
       return bad("dns.options: \"" + o + "\" is not name: value");

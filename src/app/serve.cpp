@@ -74,6 +74,7 @@ int serve(const std::string& config_path, std::ostream& err) {
   s.authenticate = c.mailauth_enabled;
   s.authentication.reject_spf_fail = c.mailauth_reject_spf_fail;
   s.authentication.trusted_forwarders = c.mailauth_trusted_forwarders;
+  s.authenticate_skip = c.mailauth_ignore_networks;
   s.authentication.dkim.accept_partial_body = c.mailauth_dkim_accept_partial_body;
   s.authentication.dkim.min_rsa_bits = static_cast<unsigned>(c.mailauth_dkim_min_rsa_bits);
   s.authentication.dkim.max_signatures = static_cast<std::size_t>(c.mailauth_dkim_max_signatures);

@@ -15,6 +15,10 @@ const Result<dns::Answer>* Lookups::get(std::string_view name, dns::Type type) {
 }
 
 void Lookups::add(const Query& query, Result<dns::Answer> answer) {
+  // A DNSSEC-bogus answer is an attack or a broken zone, never "no record": every check
+  // treats it like a failed lookup (temperror).
+  if (answer && answer->security == dns::Security::bogus)
+    answer = Error(dns::Errc::resolve, "DNSSEC bogus: " + answer->why_bogus);
   answers_.insert_or_assign(query, std::move(answer));
   missing_.erase(query);
 }

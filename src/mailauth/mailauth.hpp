@@ -96,6 +96,7 @@ class Lookups {
  public:
   // The answer to (name, type), or nullptr when it is not known yet: the query is then noted.
   const Result<dns::Answer>* get(std::string_view name, dns::Type type);
+  // A DNSSEC-bogus answer is stored as a failed lookup.
   void add(const Query& query, Result<dns::Answer> answer);
   // The queries noted since the last call, each once.
   std::vector<Query> take_missing();

@@ -3,6 +3,8 @@
 // evaluation are the same each time; a run stops at the first answer it lacks. Where several
 // answers are independent (the addresses of all MX hosts, of all PTR names) they are noted
 // together so that one round of lookups brings them all.
+#include <algorithm>
+
 #include "base/text.hpp"
 #include "mailauth/spf_internal.hpp"
 
@@ -12,8 +14,8 @@ namespace {
 using spf::Ip;
 using spf::MacroValues;
 
-constexpr int kMaxDnsTerms = 10;        // RFC 7208 4.6.4
-constexpr int kMaxVoidLookups = 2;      // RFC 7208 4.6.4
+constexpr int kMaxDnsTerms = 10;          // RFC 7208 4.6.4
+constexpr int kMaxVoidLookups = 2;        // RFC 7208 4.6.4
 constexpr std::size_t kMaxMxNames = 10;   // per mx mechanism, more is a permerror
 constexpr std::size_t kMaxPtrNames = 10;  // per PTR answer, the rest are ignored
 // The lookup limit already bounds include/redirect nesting; this guards the recursion on its
@@ -73,6 +75,12 @@ bool within(std::string_view name, std::string_view domain) {
                             name[name.size() - domain.size() - 1] == '.');
 }
 
+void tidy(std::string& s, std::size_t max) {
+  if (s.size() > max) s.resize(max);
+  for (char& c : s)
+    if (c < 0x20 || c > 0x7e) c = '?';
+}
+
 class Evaluator {
  public:
   Evaluator(const Ip& ip, MacroValues base, Lookups& lookups)
@@ -97,14 +105,15 @@ class Evaluator {
   std::optional<Result<std::string>> target(std::string_view spec, const MacroValues& values);
   std::optional<Result<std::string>> expand(std::string_view text, const MacroValues& values,
                                             spf::MacroUse use);
-  // An answer for a mechanism: nullptr while missing (Step::missing), or when it ends the
-  // evaluation (a DNS error, too many void lookups: Step::failed). `is_void` is set for an
-  // empty answer, which is then counted.
-  const dns::Answer* answer(const std::string& name, dns::Type type, Step& step, bool& is_void);
+  // An answer for a mechanism of `domain`'s policy: nullptr while missing (Step::missing), or
+  // when it ends the evaluation (a DNS error, too many void lookups: Step::failed). `is_void`
+  // is set for an empty answer, which is then counted.
+  const dns::Answer* answer(const std::string& domain, const std::string& name, dns::Type type,
+                            Step& step, bool& is_void);
   bool count_lookup(const std::string& domain);
   Step fail(SpfResult result, std::string domain, std::string why);
   // RFC 7208 5.5: the PTR names of the client whose addresses include it (first 10 names);
-  // nullopt while answers are missing. Cached: %{p} and ptr share it.
+  // nullptr while answers are missing. Cached: %{p} and ptr share it.
   const std::vector<std::string>* validated_names();
   std::optional<std::string> validated_name(const std::string& domain);
   std::optional<std::string> explanation(const SpfTerm* exp, const MacroValues& values);
@@ -131,8 +140,8 @@ bool Evaluator::count_lookup(const std::string& domain) {
   return false;
 }
 
-const dns::Answer* Evaluator::answer(const std::string& name, dns::Type type, Step& step,
-                                     bool& is_void) {
+const dns::Answer* Evaluator::answer(const std::string& domain, const std::string& name,
+                                     dns::Type type, Step& step, bool& is_void) {
   is_void = false;
   const Result<dns::Answer>* a = lookups_.get(name, type);
   if (!a) {
@@ -140,14 +149,14 @@ const dns::Answer* Evaluator::answer(const std::string& name, dns::Type type, St
     return nullptr;
   }
   if (!*a || dns_error(**a)) {
-    step = fail(SpfResult::temperror, name,
+    step = fail(SpfResult::temperror, domain,
                 std::string("DNS error looking up ") + type_name(type) + " " + name);
     return nullptr;
   }
   if (void_answer(**a)) {
     is_void = true;
     if (++voids_ > kMaxVoidLookups) {
-      step = fail(SpfResult::permerror, name, "more than 2 void lookups");
+      step = fail(SpfResult::permerror, domain, "more than 2 void lookups");
       return nullptr;
     }
   }
@@ -167,8 +176,7 @@ bool Evaluator::has_address(const dns::Answer& answer, int bits) const {
 }
 
 std::optional<Result<std::string>> Evaluator::expand(std::string_view text,
-                                                     const MacroValues& values,
-                                                     spf::MacroUse use) {
+                                                     const MacroValues& values, spf::MacroUse use) {
   if (!spf::uses_macro(text, 'p')) return spf::expand_macros(text, values, use);
   auto p = validated_name(values.domain);
   if (!p) return std::nullopt;
@@ -262,7 +270,8 @@ Step Evaluator::match_a(const SpfTerm& term, const MacroValues& values) {
   if (!spf::valid_domain(**t, false)) return Step::no_match;
   Step step = Step::no_match;
   bool is_void = false;
-  const dns::Answer* a = answer(**t, ip_.v6 ? dns::Type::aaaa : dns::Type::a, step, is_void);
+  const dns::Answer* a =
+      answer(values.domain, **t, ip_.v6 ? dns::Type::aaaa : dns::Type::a, step, is_void);
   if (!a) return step;
   return has_address(*a, ip_.v6 ? term.cidr6 : term.cidr4) ? Step::match : Step::no_match;
 }
@@ -275,7 +284,7 @@ Step Evaluator::match_mx(const SpfTerm& term, const MacroValues& values) {
   if (!spf::valid_domain(**t, false)) return Step::no_match;
   Step step = Step::no_match;
   bool is_void = false;
-  const dns::Answer* mx = answer(**t, dns::Type::mx, step, is_void);
+  const dns::Answer* mx = answer(values.domain, **t, dns::Type::mx, step, is_void);
   if (!mx) return step;
   std::vector<std::string> hosts;
   for (const auto& rd : mx->rdata) {
@@ -299,7 +308,7 @@ Step Evaluator::match_mx(const SpfTerm& term, const MacroValues& values) {
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     if (!addrs[i]) continue;
     if (!*addrs[i] || dns_error(**addrs[i]))
-      return fail(SpfResult::temperror, hosts[i],
+      return fail(SpfResult::temperror, values.domain,
                   std::string("DNS error looking up ") + type_name(type) + " " + hosts[i]);
     if (has_address(**addrs[i], bits)) return Step::match;
   }
@@ -329,7 +338,7 @@ Step Evaluator::match_exists(const SpfTerm& term, const MacroValues& values) {
   Step step = Step::no_match;
   bool is_void = false;
   // Always A, whatever the client's family (RFC 7208 5.7).
-  const dns::Answer* a = answer(**t, dns::Type::a, step, is_void);
+  const dns::Answer* a = answer(values.domain, **t, dns::Type::a, step, is_void);
   if (!a) return step;
   return is_void ? Step::no_match : Step::match;
 }
@@ -344,7 +353,7 @@ Step Evaluator::mechanism(const SpfTerm& term, const MacroValues& values, int de
       auto net = spf::parse_ip(term.address, false);
       if (!net || ip_.v6 != v6) return Step::no_match;
       return spf::same_prefix(ip_, *net, v6 ? term.cidr6 : term.cidr4) ? Step::match
-                                                                        : Step::no_match;
+                                                                       : Step::no_match;
     }
     case SpfTerm::Kind::include:
       return match_include(term, values, depth);
@@ -375,9 +384,7 @@ std::optional<std::string> Evaluator::explanation(const SpfTerm* exp, const Macr
   auto text = expand(records[0], values, spf::MacroUse::explanation);
   if (!text) return std::nullopt;
   if (!*text) return "";
-  std::string out = std::move(**text);
-  if (out.size() > kMaxExplanation) out.resize(kMaxExplanation);
-  return out;
+  return std::move(**text);
 }
 
 std::optional<SpfOutcome> Evaluator::evaluate(const std::string& domain,
@@ -442,8 +449,7 @@ std::optional<SpfOutcome> Evaluator::check_host(const std::string& domain, int d
   std::optional<std::string> record;
   for (auto& txt : txt_records(**a)) {
     if (!spf::is_spf_record(txt)) continue;
-    if (record)
-      return SpfOutcome{SpfResult::permerror, domain, "more than one SPF record", {}};
+    if (record) return SpfOutcome{SpfResult::permerror, domain, "more than one SPF record", {}};
     record = std::move(txt);
   }
   if (!record) return SpfOutcome{SpfResult::none, domain, "no SPF record", {}};
@@ -476,7 +482,15 @@ std::optional<SpfOutcome> check_spf(const SpfRequest& request, Lookups& lookups)
   values.receiver = request.receiver.empty() ? "unknown" : request.receiver;
   values.timestamp = std::to_string(request.now);
   Evaluator evaluator(*ip, std::move(values), lookups);
-  return evaluator.check_host(domain, 0, true);
+  auto out = evaluator.check_host(domain, 0, true);
+  if (out) {
+    // Macros copy the client's local-part into names and explanations: keep what reaches
+    // SMTP replies, headers and logs printable and short.
+    tidy(out->domain, 255);
+    tidy(out->mechanism, 300);
+    tidy(out->explanation, kMaxExplanation);
+  }
+  return out;
 }
 
 }  // namespace postern::mailauth

@@ -22,8 +22,8 @@ struct Ip {
 std::optional<Ip> parse_ip(std::string_view text, bool map_v4 = true);
 // Whether `a` and `b` are of one family and agree in their first `bits` bits.
 bool same_prefix(const Ip& a, const Ip& b, int bits);
-std::string ip_text(const Ip& ip);      // %{c}: "192.0.2.3", "2001:db8::cb01"
-std::string ip_dotted(const Ip& ip);    // %{i}: "192.0.2.3", "2.0.0.1.0.d.b.8...."
+std::string ip_text(const Ip& ip);       // %{c}: "192.0.2.3", "2001:db8::cb01"
+std::string ip_dotted(const Ip& ip);     // %{i}: "192.0.2.3", "2.0.0.1.0.d.b.8...."
 std::string reverse_name(const Ip& ip);  // "3.2.0.192.in-addr.arpa", "...ip6.arpa"
 
 // The values the macro letters stand for (RFC 7208 7.2).
@@ -47,8 +47,7 @@ enum class MacroUse { domain, explanation, modifier };
 
 // The macro-string expanded (RFC 7208 7). Syntax errors are errors; so is a result longer
 // than a bound far above any usable name or explanation.
-Result<std::string> expand_macros(std::string_view text, const MacroValues& values,
-                                  MacroUse use);
+Result<std::string> expand_macros(std::string_view text, const MacroValues& values, MacroUse use);
 // Whether `text` has a macro-expand with `letter` (lower case).
 bool uses_macro(std::string_view text, char letter);
 // RFC 7208 7.1 domain-spec: a valid macro-string that ends in a macro-expand or in

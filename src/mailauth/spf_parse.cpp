@@ -171,8 +171,8 @@ Result<void> walk(std::string_view s, MacroUse use, const MacroValues* values, s
       auto m = parse_macro(s, pos, use);
       if (!m) return m.error();
       if (out && values) {
-        std::string v = transform(*macro_value(m->letter, *values), m->keep, m->reverse,
-                                  m->delimiters);
+        std::string v =
+            transform(*macro_value(m->letter, *values), m->keep, m->reverse, m->delimiters);
         *out += m->upper ? url_escape(v) : v;
       }
       last_macro = true;
@@ -279,10 +279,9 @@ struct MechanismName {
   SpfTerm::Kind kind;
 };
 constexpr MechanismName kMechanisms[] = {
-    {"all", SpfTerm::Kind::all},   {"include", SpfTerm::Kind::include},
-    {"a", SpfTerm::Kind::a},       {"mx", SpfTerm::Kind::mx},
-    {"ptr", SpfTerm::Kind::ptr},   {"ip4", SpfTerm::Kind::ip4},
-    {"ip6", SpfTerm::Kind::ip6},   {"exists", SpfTerm::Kind::exists},
+    {"all", SpfTerm::Kind::all}, {"include", SpfTerm::Kind::include}, {"a", SpfTerm::Kind::a},
+    {"mx", SpfTerm::Kind::mx},   {"ptr", SpfTerm::Kind::ptr},         {"ip4", SpfTerm::Kind::ip4},
+    {"ip6", SpfTerm::Kind::ip6}, {"exists", SpfTerm::Kind::exists},
 };
 
 Result<SpfTerm> parse_mechanism(std::string_view text) {
@@ -330,8 +329,7 @@ Result<SpfTerm> parse_mechanism(std::string_view text) {
 // (RFC 7208 4.6.1: "=" right after the name, before any ":" or "/").
 Result<SpfTerm> parse_term(std::string_view text) {
   std::size_t n = 0;
-  while (n < text.size() &&
-         (alnum(text[n]) || text[n] == '-' || text[n] == '_' || text[n] == '.'))
+  while (n < text.size() && (alnum(text[n]) || text[n] == '-' || text[n] == '_' || text[n] == '.'))
     ++n;
   if (n > 0 && n < text.size() && text[n] == '=' && alpha(text[0]))
     return parse_modifier(text.substr(0, n), text.substr(n + 1));
@@ -375,8 +373,7 @@ const char* kind_name(SpfTerm::Kind kind) {
 
 }  // namespace
 
-Result<std::string> expand_macros(std::string_view text, const MacroValues& values,
-                                  MacroUse use) {
+Result<std::string> expand_macros(std::string_view text, const MacroValues& values, MacroUse use) {
   std::string out;
   if (auto r = walk(text, use, &values, &out, nullptr); !r) return r.error();
   return out;
@@ -492,7 +489,8 @@ Result<std::vector<SpfTerm>> parse_spf(std::string_view record) {
     std::size_t end = std::min(record.find(' ', pos), record.size());
     std::string_view text = record.substr(pos, end - pos);
     auto term = spf::parse_term(text);
-    if (!term) return Error(Errc::syntax, term.error().detail() + " in \"" + spf::printable(text) + "\"");
+    if (!term)
+      return Error(Errc::syntax, term.error().detail() + " in \"" + spf::printable(text) + "\"");
     bool& seen = term->kind == SpfTerm::Kind::exp ? exp : redirect;
     if (term->kind == SpfTerm::Kind::exp || term->kind == SpfTerm::Kind::redirect) {
       if (seen) return spf::syntax(std::string(spf::kind_name(term->kind)) + "= twice");

@@ -104,6 +104,7 @@ struct SmtpSettings {
   // MX: SPF, DKIM and DMARC on every message (needs the resolver), enforced as configured.
   bool authenticate = true;
   mailauth::InboundOptions authentication;
+  std::vector<std::string> authenticate_skip;  // client networks left unchecked (loopback)
 };
 
 // Tells sessions that an account's mail changed (a delivery, another session's STORE), so IDLE

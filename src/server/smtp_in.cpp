@@ -6,6 +6,7 @@
 // the socket) and the connection limits. Nothing from the message is logged.
 #include "server/smtp_in.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "base/log.hpp"
@@ -267,7 +268,9 @@ asio::awaitable<void> smtp_session(tcp::socket socket, std::shared_ptr<SmtpShare
       in->tls_cipher = stream.cipher();
       in->queue_id = base::system_random().token(10);
       in->hostname = settings.protocol.hostname;
-      if (settings.authenticate && shared->dns) {
+      bool skip = std::any_of(settings.authenticate_skip.begin(), settings.authenticate_skip.end(),
+                              [&](const std::string& n) { return mailauth::in_network(ip, n); });
+      if (settings.authenticate && shared->dns && !skip) {
         auto refusal = co_await authenticate(*shared, sid, *in);
         if (refusal) {
           machine.delivery_result(*refusal);

@@ -292,6 +292,8 @@ class Instance:
             # SPF/DKIM/DMARC need DNS; tests without a DNS world (tests/world) turn them off
             # rather than wait for lookups that cannot leave this machine.
             self.set_key("mailauth", "enabled", "false")
+        else:
+            self.set_key("mailauth", "ignore_networks", "[]")  # tests connect from 127.0.0.1
 
     # -- config ----------------------------------------------------------------------------
 
@@ -321,6 +323,13 @@ class Instance:
                     f.write(head + sep + "\n".join(lines))
                 return
         raise AssertionError("no %s in [%s] of %s" % (key, table, self.config))
+
+    def use_dns_world(self, world):
+        """Resolves through a tests/world DnsWorld and trusts its root key."""
+        self.set_key("dns", "forwarders", "['127.0.0.1@%d']" % world.port)
+        self.set_key("dns", "trust_anchor", "'%s'" % world.trust_anchor)
+        self.set_key("dns", "options", "['do-not-query-localhost: no']")
+        self.set_key("dns", "resolve_zones", "['test.']")
 
     def set_log_file(self, path):
         with open(self.config) as f:

@@ -114,11 +114,7 @@ class Sending(unittest.TestCase):
 
         cls.inst = h.Instance(BINARY, prefix="postern-send-")
         i = cls.inst
-        i.set_config("forwarders = []", "forwarders = ['127.0.0.1@%d']" % cls.world.port)
-        i.set_config("trust_anchor = '/usr/share/dns/root.key'",
-                     "trust_anchor = '%s'" % cls.world.trust_anchor)
-        i.set_config("options = []", "options = ['do-not-query-localhost: no']")
-        i.set_config("resolve_zones = []", "resolve_zones = ['test.']")
+        i.use_dns_world(cls.world)
         i.set_config("lifetime_seconds = 432000", "lifetime_seconds = %d" % LIFETIME)
         i.set_config("first_retry_seconds = 300", "first_retry_seconds = 1")
         i.set_config("max_retry_seconds = 14400", "max_retry_seconds = 2")

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Signs a message with dkimpy (Debian's python3-dkim), an implementation independent of
-postern's, with a key it makes itself.  Usage: dkim_sign.py ALGORITHM CANON DOMAIN SELECTOR
-MESSAGE_FILE OUT_FILE, ALGORITHM rsa-sha256 or ed25519-sha256, CANON e.g. relaxed/simple.
-Writes the signed message to OUT_FILE and prints the key's TXT record."""
+postern's.  Usage: dkim_sign.py ALGORITHM CANON DOMAIN SELECTOR MESSAGE_FILE OUT_FILE
+[KEY_PEM], ALGORITHM rsa-sha256 or ed25519-sha256, CANON e.g. relaxed/simple; without KEY_PEM
+(an RSA or Ed25519 private key) it makes a key.  Writes the signed message to OUT_FILE and
+prints the key's TXT record."""
 import base64
 import os
 import subprocess
@@ -12,14 +13,27 @@ import tempfile
 import dkim
 import nacl.signing
 
-if len(sys.argv) != 7:
+if len(sys.argv) not in (7, 8):
     sys.exit(2)
-algorithm, canon, domain, selector, message_file, out_file = sys.argv[1:]
+algorithm, canon, domain, selector, message_file, out_file = sys.argv[1:7]
+key_pem = sys.argv[7] if len(sys.argv) == 8 else None
 header_canon, _, body_canon = canon.partition("/")
 with open(message_file, "rb") as f:
     message = f.read()
 
-if algorithm == "ed25519-sha256":
+def openssl_der(*args):
+    return subprocess.run(["openssl", "pkey", "-in", key_pem, "-outform", "DER"] + list(args),
+                          check=True, capture_output=True).stdout
+
+
+if key_pem and algorithm == "ed25519-sha256":
+    private = base64.b64encode(openssl_der()[-32:])  # the seed ends the PKCS#8 form
+    record = "v=DKIM1; k=ed25519; p=" + base64.b64encode(openssl_der("-pubout")[-32:]).decode()
+elif key_pem:
+    with open(key_pem, "rb") as f:
+        private = f.read()
+    record = "v=DKIM1; k=rsa; p=" + base64.b64encode(openssl_der("-pubout")).decode()
+elif algorithm == "ed25519-sha256":
     key = nacl.signing.SigningKey.generate()
     private = base64.b64encode(bytes(key))
     record = "v=DKIM1; k=ed25519; p=" + base64.b64encode(bytes(key.verify_key)).decode()

@@ -322,9 +322,10 @@ TEST(Spf, SenderAndDomainValidity) {
   EXPECT_EQ(dns.check("192.0.2.1", "Ann.Other@EXAMPLE.com.").explanation,
             "Ann.Other at example.com (Ann.Other@example.com)");
   // RFC 7208 4.3: not a multi-label domain name -> none, without a query.
-  for (const std::string& bad : std::vector<std::string>{"a@com", "a@", "a@[192.0.2.1]", "a@exa..mple.com", "a@.example.com",
-                          "a@" + std::string(64, 'x') + ".example.com",
-                          "a@" + std::string(250, 'x') + ".com", "a@exa mple.com"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"a@com", "a@", "a@[192.0.2.1]", "a@exa..mple.com", "a@.example.com",
+                                "a@" + std::string(64, 'x') + ".example.com",
+                                "a@" + std::string(250, 'x') + ".com", "a@exa mple.com"}) {
     auto r = dns.check("192.0.2.1", bad);
     EXPECT_EQ(r.result, SpfResult::none) << bad;
     EXPECT_TRUE(dns.asked.empty()) << bad;
@@ -333,6 +334,9 @@ TEST(Spf, SenderAndDomainValidity) {
             SpfResult::none);  // valid, but NXDOMAIN
   EXPECT_FALSE(dns.asked.empty());
   EXPECT_EQ(dns.check("not an ip", "a@example.com").result, SpfResult::none);
+  // The local-part is the client's: it is copied, but not as control characters.
+  EXPECT_EQ(dns.check("192.0.2.1", std::string("a\x01\r\nb\xff@example.com")).explanation,
+            "a???b? at example.com (a???b?@example.com)");
 }
 
 TEST(Spf, AMechanism) {
@@ -346,7 +350,9 @@ TEST(Spf, AMechanism) {
       .txt("zero.example", "v=spf1 a:empty.example/0 -all")
       .a("empty.example", "2001:db8::9")
       .txt("colon.example", "v=spf1 a:foo:bar/baz.example.com -all")
-      .a("foo:bar/baz.example.com", "192.0.2.77");
+      .a("foo:bar/baz.example.com", "192.0.2.77")
+      .txt("escapes.example", "v=spf1 a:x%%y%_z%-w.example.com -all")
+      .a("x%y z%20w.example.com", "192.0.2.78");
   EXPECT_EQ(dns.result("192.0.2.1", "a@example.com"), SpfResult::pass);
   EXPECT_EQ(dns.result("192.0.2.2", "a@example.com"), SpfResult::fail);
   EXPECT_EQ(dns.result("2001:db8::1", "a@example.com"), SpfResult::pass);
@@ -363,6 +369,7 @@ TEST(Spf, AMechanism) {
   // /0 needs some A record: AAAA records do not count for an IPv4 client.
   EXPECT_EQ(dns.result("192.0.2.1", "a@zero.example"), SpfResult::fail);
   EXPECT_EQ(dns.result("192.0.2.77", "a@colon.example"), SpfResult::pass);
+  EXPECT_EQ(dns.result("192.0.2.78", "a@escapes.example"), SpfResult::pass);
 }
 
 TEST(Spf, MxMechanism) {
@@ -625,8 +632,7 @@ TEST(Spf, LookupLimit) {
   FakeDns dns;
   // Ten terms that look something up, then a match: fine.
   dns.txt("ten.example", "v=spf1 a mx a mx a mx a mx a exists:nx.example ip4:192.0.2.1 -all")
-      .txt("eleven.example",
-           "v=spf1 a mx a mx a mx a mx a exists:nx.example a ip4:192.0.2.1 -all")
+      .txt("eleven.example", "v=spf1 a mx a mx a mx a mx a exists:nx.example a ip4:192.0.2.1 -all")
       .a("ten.example", "192.0.2.200")
       .a("eleven.example", "192.0.2.200")
       .mx("ten.example", 0, "ten.example")
@@ -750,7 +756,8 @@ TEST(Spf, SyntaxErrorsAnywhereArePermerror) {
            "v=spf1 ip4:192.0.2.1 exists:%{r}.bl.example",
            "v=spf1 ip4:192.0.2.1 exp=%{t}.example",
            "v=spf1 ip4:192.0.2.1 a:ctrl.example\rptr",
-           "v=spf1 ip4:192.0.2.1 \x80" "a:example.net",
+           "v=spf1 ip4:192.0.2.1 \x80"
+           "a:example.net",
            "v=spf1 ip4:192.0.2.1 a:\xEF\xBB\xBFgarbage.example.net",
            "v=spf1 ip4:192.0.2.1 \t-all",
            "v=spf1 ip4:192.0.2.1 +",
@@ -864,7 +871,9 @@ TEST(Spf, ParseHostileInput) {
       .add("example.com", dns::Type::a, std::string(16, '\0'))
       .add("example.com", dns::Type::mx, "\x00")
       .add("example.com", dns::Type::mx, std::string("\x00\x01\xc0\x0c", 4))
-      .add("1.2.0.192.in-addr.arpa", dns::Type::ptr, "\x05" "ab");
+      .add("1.2.0.192.in-addr.arpa", dns::Type::ptr,
+           "\x05"
+           "ab");
   EXPECT_EQ(junk.result("192.0.2.1", "a@example.com"), SpfResult::fail);
 }
 
@@ -903,8 +912,7 @@ TEST(Spf, MacroExpansionRfcExamples) {
   EXPECT_EQ(x("%{lr-}.lp._spf.%{d2}"), "bad.strong.lp._spf.example.com");
   EXPECT_EQ(x("%{lr-}.lp.%{ir}.%{v}._spf.%{d2}"),
             "bad.strong.lp.3.2.0.192.in-addr._spf.example.com");
-  EXPECT_EQ(x("%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}"),
-            "3.2.0.192.in-addr.strong.lp._spf.example.com");
+  EXPECT_EQ(x("%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}"), "3.2.0.192.in-addr.strong.lp._spf.example.com");
   EXPECT_EQ(x("%{d2}.trusted-domains.example.net"), "example.com.trusted-domains.example.net");
   auto ip6 = spf::parse_ip("2001:db8::cb01");
   ASSERT_TRUE(ip6);
@@ -971,10 +979,10 @@ TEST(Spf, InNetwork) {
   EXPECT_FALSE(in_network("192.0.2.1", "::ffff:0:0/95"));
   EXPECT_FALSE(in_network("192.0.2.1", "::/0"));
   EXPECT_FALSE(in_network("2001:db8::1", "0.0.0.0/0"));
-  for (std::string bad : {"", "/", "192.0.2.0/", "192.0.2.0/33", "192.0.2.0/-1", "192.0.2.0/024",
-                          "192.0.2.0/24/", "192.0.2.0/2x", "192.0.2/24", "01.2.3.4",
-                          "2001:db8::/129", "2001:db8:::1/64", "[2001:db8::]/32",
-                          "192.0.2.0/999999999999999999", "fe80::1%eth0"})
+  for (std::string bad :
+       {"", "/", "192.0.2.0/", "192.0.2.0/33", "192.0.2.0/-1", "192.0.2.0/024", "192.0.2.0/24/",
+        "192.0.2.0/2x", "192.0.2/24", "01.2.3.4", "2001:db8::/129", "2001:db8:::1/64",
+        "[2001:db8::]/32", "192.0.2.0/999999999999999999", "fe80::1%eth0"})
     EXPECT_FALSE(in_network("192.0.2.1", bad) || in_network("2001:db8::1", bad)) << bad;
   EXPECT_FALSE(in_network("", "0.0.0.0/0"));
   EXPECT_FALSE(in_network("192.0.2.1 ", "0.0.0.0/0"));
