@@ -26,13 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const auto& q : lookups.take_missing()) {
       dns::Answer a;
-      std::string rd;
-      for (std::size_t i = 0; i < record.size() || i == 0; i += 255) {
-        auto piece = record.substr(i, 255);
-        rd += static_cast<char>(piece.size());
-        rd += piece;
-      }
-      a.rdata.push_back(rd);
+      a.rdata.push_back(dns::make_txt_rdata(record));
       lookups.add(q, a);
     }
   }

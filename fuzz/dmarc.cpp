@@ -22,13 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (mailauth::check_dmarc(req, lookups)) break;
     for (const auto& q : lookups.take_missing()) {
       dns::Answer a;
-      std::string rd;
-      for (std::size_t i = 0; i < in.size() || i == 0; i += 255) {
-        auto piece = in.substr(i, 255);
-        rd += static_cast<char>(piece.size());
-        rd += piece;
-      }
-      a.rdata.push_back(rd);
+      a.rdata.push_back(dns::make_txt_rdata(in));
       lookups.add(q, a);
     }
   }

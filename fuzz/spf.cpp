@@ -16,21 +16,10 @@ using namespace postern::mailauth;
 
 namespace {
 
-std::string txt_rdata(std::string_view text) {
-  std::string out;
-  do {
-    std::string_view chunk = text.substr(0, 255);
-    out += static_cast<char>(chunk.size());
-    out += chunk;
-    text.remove_prefix(chunk.size());
-  } while (!text.empty());
-  return out;
-}
-
 Result<dns::Answer> answer(const Query& q, std::string_view in) {
   dns::Answer a;
   if (q.type == dns::Type::txt) {
-    a.rdata = {txt_rdata(in)};
+    a.rdata = {dns::make_txt_rdata(in)};
     return a;
   }
   // Vary the other answers by name, so one input meets several kinds.

@@ -54,6 +54,11 @@ struct DnsQueryOptions {
   std::string unbound_config;              // an unbound.conf to read first
   std::vector<std::string> unblock_zones;  // special-use zones to resolve normally (test.)
 };
+// postern's DKIM verifier on message files, keys from `keys_file` (lines NAME<TAB>RECORD,
+// NAME "<selector>._domainkey.<domain>") instead of DNS; a line per signature. Exit 0 when
+// every message has signatures and all pass.
+int verify_dkim(const std::string& keys_file, const std::vector<std::string>& messages,
+                std::ostream& out, std::ostream& err);
 // One lookup; prints the rcode, DNSSEC status and records. Exit 0 NOERROR, 4 otherwise.
 int dns_query(const DnsQueryOptions& q, std::ostream& out, std::ostream& err);
 // DNS records of the DKIM keys of one domain (all local domains when empty); a new key pair.

@@ -110,6 +110,12 @@ int main(int argc, char** argv) {
   dkim_rotate_cmd->add_option("domain", dkim_domain)->required();
 
   DnsQueryOptions dq;
+  std::string dkim_keys;
+  std::vector<std::string> dkim_messages;
+  auto* verify_dkim_cmd = cli.add_subcommand(
+      "verify-dkim", "Verify the DKIM signatures of message files against known key records");
+  verify_dkim_cmd->add_option("--keys", dkim_keys, "File of NAME<TAB>RECORD lines")->required();
+  verify_dkim_cmd->add_option("messages", dkim_messages, "Message files")->required();
   auto* dns_cmd = cli.add_subcommand("dns", "Look a name up with postern's validating resolver");
   dns_cmd->add_option("name", dq.name)->required();
   dns_cmd->add_option("type", dq.type, "A, AAAA, MX, TXT, TLSA, PTR, CNAME")->required();
@@ -158,6 +164,7 @@ int main(int argc, char** argv) {
   if (name == "alias" && *alias_add_cmd)
     return alias_add(config, address, target, std::cout, std::cerr);
   if (name == "dns") return dns_query(dq, std::cout, std::cerr);
+  if (name == "verify-dkim") return verify_dkim(dkim_keys, dkim_messages, std::cout, std::cerr);
   if (name == "queue")
     for (auto* a : queue_actions)
       if (*a) return queue_command(config, a->get_name(), queue_id, std::cout, std::cerr);

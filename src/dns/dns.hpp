@@ -78,6 +78,8 @@ struct Mx {
 };
 Result<Mx> parse_mx(std::string_view rdata);
 Result<std::string> parse_txt(std::string_view rdata);  // character-strings concatenated
+// The inverse: `text` as TXT rdata, in 255-byte character-strings (tests, fixed key records).
+std::string make_txt_rdata(std::string_view text);
 struct Tlsa {
   uint8_t usage = 0, selector = 0, matching = 0;
   std::string data;

@@ -72,6 +72,17 @@ Result<Mx> parse_mx(std::string_view rdata) {
   return mx;
 }
 
+std::string make_txt_rdata(std::string_view text) {
+  std::string out;
+  do {
+    std::string_view chunk = text.substr(0, 255);
+    out += static_cast<char>(chunk.size());
+    out += chunk;
+    text.remove_prefix(chunk.size());
+  } while (!text.empty());
+  return out;
+}
+
 Result<std::string> parse_txt(std::string_view rdata) {
   std::string out;
   std::size_t pos = 0;

@@ -68,6 +68,8 @@ class Reader {
           if (pos_ >= s_.size()) return std::nullopt;
           c = s_[pos_++];
         }
+        // The value is unfolded first: a line end or control character left is malformed.
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return std::nullopt;
         out += c;
       }
       return std::nullopt;
@@ -114,7 +116,17 @@ std::string quoted_if_needed(std::string_view v, bool allow_at) {
 
 Result<AuthResultsHeader> parse_authentication_results(std::string_view text) {
   auto bad = [](const char* why) { return Error(Errc::syntax, why); };
-  Reader r(text);
+  std::string unfolded;
+  unfolded.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && i + 2 < text.size() && text[i + 1] == '\n' &&
+        (text[i + 2] == ' ' || text[i + 2] == '\t')) {
+      ++i;  // CRLF before white space is folding
+      continue;
+    }
+    unfolded += text[i];
+  }
+  Reader r(unfolded);
   AuthResultsHeader out;
   if (!r.skip_cfws()) return bad("bad comment");
   auto id = r.value();

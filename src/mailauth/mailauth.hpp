@@ -17,13 +17,13 @@
 #include "crypto/crypto.hpp"
 #include "dns/dns.hpp"
 
-#include <compare>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace postern::mailauth {
@@ -89,7 +89,8 @@ Result<std::string> dkim_sign(std::string_view message, const DkimKey& key,
 struct Query {
   std::string name;  // lower case, no final dot
   dns::Type type = dns::Type::txt;
-  auto operator<=>(const Query&) const = default;
+  bool operator<(const Query& o) const { return std::tie(name, type) < std::tie(o.name, o.type); }
+  bool operator==(const Query& o) const { return name == o.name && type == o.type; }
 };
 
 class Lookups {

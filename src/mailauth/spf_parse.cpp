@@ -12,7 +12,7 @@ namespace spf {
 namespace {
 
 // Far above any name (253) or explanation anyone can use, far below what hurts.
-constexpr std::size_t kMaxExpansion = 64 * 1024;
+constexpr std::size_t kMaxExpansion = std::size_t{64} * 1024;
 
 bool alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');

@@ -28,17 +28,6 @@ std::string wire_name(std::string_view name) {
   return out + '\0';
 }
 
-std::string txt_rdata(std::string_view text) {
-  std::string out;
-  do {
-    std::string_view chunk = text.substr(0, 255);
-    out += static_cast<char>(chunk.size());
-    out += chunk;
-    text.remove_prefix(chunk.size());
-  } while (!text.empty());
-  return out;
-}
-
 std::string address_rdata(const std::string& ip) {
   unsigned char buf[16];
   bool v6 = ip.find(':') != std::string::npos;
@@ -57,7 +46,7 @@ std::string lower(std::string s) {
 class FakeDns {
  public:
   FakeDns& txt(const std::string& name, std::string_view text) {
-    return add(name, dns::Type::txt, txt_rdata(text));
+    return add(name, dns::Type::txt, dns::make_txt_rdata(text));
   }
   FakeDns& a(const std::string& name, const std::string& ip) {
     return add(name, ip.find(':') == std::string::npos ? dns::Type::a : dns::Type::aaaa,
@@ -297,7 +286,7 @@ TEST(Spf, RecordSelection) {
   EXPECT_EQ(dns.result("192.0.2.1", "a@other.example"), SpfResult::fail);
   // A record split into several character-strings is joined without spaces.
   FakeDns split;
-  std::string rd = txt_rdata("v=spf1 ip4:192.0.2.1") + txt_rdata(" -all");
+  std::string rd = dns::make_txt_rdata("v=spf1 ip4:192.0.2.1") + dns::make_txt_rdata(" -all");
   split.add("split.example", dns::Type::txt, rd);
   EXPECT_EQ(split.result("192.0.2.2", "a@split.example"), SpfResult::fail);
   // Long records span several 255-byte strings.

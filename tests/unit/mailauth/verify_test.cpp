@@ -29,15 +29,7 @@ struct FakeDns {
       if (servfail.count(q.name)) {
         a.rcode = 2;
       } else if (auto it = txt.find(q.name); it != txt.end() && q.type == dns::Type::txt) {
-        for (const auto& t : it->second) {
-          std::string rd;
-          for (std::size_t i = 0; i < t.size() || i == 0; i += 255) {
-            std::string piece = t.substr(i, 255);
-            rd += static_cast<char>(piece.size());
-            rd += piece;
-          }
-          a.rdata.push_back(rd);
-        }
+        for (const auto& t : it->second) a.rdata.push_back(dns::make_txt_rdata(t));
       } else if (it == txt.end()) {
         a.rcode = 3;
         a.nxdomain = true;
@@ -418,6 +410,10 @@ TEST(AuthenticationResults, ParsesRfc8601Examples) {
   EXPECT_FALSE(parse_authentication_results("x; spf=pass (unclosed"));
   EXPECT_FALSE(parse_authentication_results("x; spf=pass smtp=1"));
   EXPECT_FALSE(parse_authentication_results("x 2; spf=pass"));
+  // Folding is white space; a line end or control character inside a quoted string is not.
+  EXPECT_TRUE(parse_authentication_results("\"a\r\n b\"; spf=pass"));
+  EXPECT_FALSE(parse_authentication_results("\"a\r\nb\"; spf=pass"));
+  EXPECT_FALSE(parse_authentication_results(std::string("\"a\x0b\"; spf=pass", 15)));
 }
 
 TEST(AuthenticationResults, FormatRoundTrips) {
