@@ -59,6 +59,14 @@ struct DnsQueryOptions {
 // every message has signatures and all pass.
 int verify_dkim(const std::string& keys_file, const std::vector<std::string>& messages,
                 std::ostream& out, std::ostream& err);
+// Sends the DMARC aggregate reports of finished UTC days now (`all`: every recorded event).
+int dmarc_reports_send(const std::string& config_path, bool all, std::ostream& out,
+                       std::ostream& err);
+// Decrypts `mailbox` of the account (password on stdin) and prints the DMARC aggregate reports
+// found in it (gzip or XML attachments), a line per source IP, then the totals.
+int dmarc_reports_show(const std::string& config_path, const std::string& address,
+                       const std::string& mailbox, std::istream& password_in, std::ostream& out,
+                       std::ostream& err);
 // One lookup; prints the rcode, DNSSEC status and records. Exit 0 NOERROR, 4 otherwise.
 int dns_query(const DnsQueryOptions& q, std::ostream& out, std::ostream& err);
 // DNS records of the DKIM keys of one domain (all local domains when empty); a new key pair.

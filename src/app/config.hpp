@@ -79,10 +79,15 @@ struct Config {
   bool mailauth_enabled = true;
   bool mailauth_reject_spf_fail = true;
   std::vector<std::string> mailauth_trusted_forwarders;
+  std::vector<std::string> mailauth_arc_trusted_sealers;
   std::vector<std::string> mailauth_ignore_networks = {"127.0.0.0/8", "::1"};
   bool mailauth_dkim_accept_partial_body = false;
   int64_t mailauth_dkim_min_rsa_bits = 1024;
   int64_t mailauth_dkim_max_signatures = 5;
+  bool mailauth_dmarc_reports = true;
+  std::string mailauth_report_org;
+  std::string mailauth_report_from;
+  int64_t mailauth_report_check_seconds = 3600;
   // [delivery]
   int64_t delivery_max_batch = 512;
   int64_t delivery_dedupe_window_seconds = 600;

@@ -122,6 +122,9 @@ const std::vector<Key>& schema() {
       {"mailauth", "trusted_forwarders", &Config::mailauth_trusted_forwarders, 0, 0,
        "Client networks (\"192.0.2.0/24\", \"2001:db8::/32\") whose mail is never refused or "
        "filed as junk for DMARC: forwarders and lists you trust. Results are still recorded."},
+      {"mailauth", "arc_trusted_sealers", &Config::mailauth_arc_trusted_sealers, 0, 0,
+       "ARC sealer domains (mailing lists, forwarders) whose passing ARC chain, with an aligned "
+       "pass in their ARC-Authentication-Results, lifts a DMARC failure (RFC 8617)."},
       {"mailauth", "ignore_networks", &Config::mailauth_ignore_networks, 0, 0,
        "Clients whose mail is not checked at all: programs on this machine, as OpenDMARC's "
        "IgnoreHosts. Their messages get no Authentication-Results."},
@@ -132,6 +135,17 @@ const std::vector<Key>& schema() {
        "RSA DKIM keys shorter than this fail (RFC 8301: at least 1024)."},
       {"mailauth", "dkim_max_signatures", &Config::mailauth_dkim_max_signatures, 1, 20,
        "DKIM signatures verified per message; more are reported as policy."},
+      {"mailauth", "dmarc_reports", &Config::mailauth_dmarc_reports, 0, 0,
+       "Record DMARC results of checked mail and send daily aggregate reports (RFC 7489) to "
+       "the domains whose records ask for them (rua=). The records are sealed under an "
+       "instance key and deleted once reported."},
+      {"mailauth", "report_org", &Config::mailauth_report_org, 0, 0,
+       "org_name in our reports (empty: server.hostname)."},
+      {"mailauth", "report_from", &Config::mailauth_report_from, 0, 0,
+       "Sender of our reports, signed with its domain's DKIM keys (empty: postmaster@ the "
+       "host name's parent domain)."},
+      {"mailauth", "report_check_seconds", &Config::mailauth_report_check_seconds, 1, 86400,
+       "How often the server checks for a finished UTC day to report."},
       {"queue", "lifetime_seconds", &Config::queue_lifetime_seconds, 10, 30 * 86400,
        "How long a message is retried before it is bounced."},
       {"queue", "warn_after_seconds", &Config::queue_warn_after_seconds, 1, 30 * 86400,

@@ -74,7 +74,9 @@ int serve(const std::string& config_path, std::ostream& err) {
   s.authenticate = c.mailauth_enabled;
   s.authentication.reject_spf_fail = c.mailauth_reject_spf_fail;
   s.authentication.trusted_forwarders = c.mailauth_trusted_forwarders;
+  s.authentication.arc_trusted_sealers = c.mailauth_arc_trusted_sealers;
   s.authenticate_skip = c.mailauth_ignore_networks;
+  opt.dmarc_reports = dmarc_report_settings(c);
   s.authentication.dkim.accept_partial_body = c.mailauth_dkim_accept_partial_body;
   s.authentication.dkim.min_rsa_bits = static_cast<unsigned>(c.mailauth_dkim_min_rsa_bits);
   s.authentication.dkim.max_signatures = static_cast<std::size_t>(c.mailauth_dkim_max_signatures);
@@ -109,20 +111,7 @@ int serve(const std::string& config_path, std::ostream& err) {
     return exit_failure;
   }
   services.client_tls = *client_tls;
-  dns::ResolverOptions ro;
-  if (!c.dns_trust_anchor.empty() && base::fs::exists(c.dns_trust_anchor))
-    ro.trust_anchor_file = c.dns_trust_anchor;
-  else
-    base::log::warn("dns.no_trust_anchor", {{"file", c.dns_trust_anchor}});
-  ro.forwarders = c.dns_forwarders;
-  for (const auto& o : c.dns_options) {
-    auto colon = o.find(':');
-    std::string value = o.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    ro.options.emplace_back(o.substr(0, colon + 1), value);
-  }
-  ro.unblock_zones = c.dns_resolve_zones;
-  auto resolver = dns::Resolver::create(ro);
+  auto resolver = make_resolver(c);
   if (!resolver) {
     err << "postern: dns: " << resolver.error().describe() << "\n";
     return exit_failure;
@@ -153,15 +142,12 @@ int serve(const std::string& config_path, std::ostream& err) {
   base::SystemClock clock;
   crypto::SecretBytes dedupe_key;
   if (c.delivery_dedupe_window_seconds > 0) {
-    std::string candidate = crypto::random_bytes(32);
-    auto key = (*store)->instance_secret("delivery-dedupe-key", candidate);
-    crypto::wipe(candidate);
+    auto key = instance_key(**store, "delivery-dedupe-key");
     if (!key) {
       err << "postern: database: " << key.error().describe() << "\n";
       return exit_failure;
     }
-    dedupe_key = crypto::SecretBytes::copy_of(*key);
-    crypto::wipe(*key);
+    dedupe_key = std::move(*key);
     services.dedupe_key = &dedupe_key;
   }
   server::Committer committer(**store, blobs, static_cast<std::size_t>(c.delivery_max_batch), clock,
@@ -172,21 +158,16 @@ int serve(const std::string& config_path, std::ostream& err) {
   services.clock = &clock;
   server::ChangeBus changes;
   services.changes = &changes;
-  crypto::SecretBytes queue_key;
-  {
-    std::string candidate = crypto::random_bytes(32);
-    auto key = (*store)->instance_secret("queue-key", candidate);
-    crypto::wipe(candidate);
-    if (!key) {
-      err << "postern: database: " << key.error().describe() << "\n";
-      return exit_failure;
-    }
-    queue_key = crypto::SecretBytes::copy_of(*key);
-    crypto::wipe(*key);
+  auto queue_key = instance_key(**store, "queue-key");
+  auto report_key = instance_key(**store, "dmarc-report-key");
+  if (!queue_key || !report_key) {
+    err << "postern: database: " << (queue_key ? report_key : queue_key).error().describe() << "\n";
+    return exit_failure;
   }
-  queue::Queue outbound_queue(**store, blobs, std::move(queue_key), clock, queue_policy(c),
+  queue::Queue outbound_queue(**store, blobs, std::move(*queue_key), clock, queue_policy(c),
                               c.hostname);
   services.queue = &outbound_queue;
+  if (c.mailauth_dmarc_reports) services.report_key = &*report_key;
 
   base::log::info("server.ready", {{"version", POSTERN_VERSION}, {"hostname", c.hostname}});
   auto r = srv.run(services);

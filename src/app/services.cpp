@@ -7,6 +7,7 @@
 
 #include "base/clock.hpp"
 #include "base/fs.hpp"
+#include "base/log.hpp"
 #include "keys/keys.hpp"
 #include "mailauth/mailauth.hpp"
 #include "mime/mime.hpp"
@@ -149,6 +150,43 @@ std::string dkim_dns_line(const store::DkimKeyRecord& key) {
   for (std::size_t pos = 0; pos < record.size(); pos += 255)
     line += " \"" + record.substr(pos, 255) + "\"";
   return line;
+}
+
+Result<std::unique_ptr<dns::Resolver>> make_resolver(const Config& c) {
+  dns::ResolverOptions ro;
+  if (!c.dns_trust_anchor.empty() && base::fs::exists(c.dns_trust_anchor))
+    ro.trust_anchor_file = c.dns_trust_anchor;
+  else
+    base::log::warn("dns.no_trust_anchor", {{"file", c.dns_trust_anchor}});
+  ro.forwarders = c.dns_forwarders;
+  for (const auto& o : c.dns_options) {
+    auto colon = o.find(':');
+    std::string value = o.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    ro.options.emplace_back(o.substr(0, colon + 1), value);
+  }
+  ro.unblock_zones = c.dns_resolve_zones;
+  return dns::Resolver::create(ro);
+}
+
+Result<crypto::SecretBytes> instance_key(store::Store& s, std::string_view name) {
+  std::string candidate = crypto::random_bytes(32);
+  auto key = s.instance_secret(name, candidate);
+  crypto::wipe(candidate);
+  if (!key) return key.error();
+  auto out = crypto::SecretBytes::copy_of(*key);
+  crypto::wipe(*key);
+  return out;
+}
+
+server::DmarcReportSettings dmarc_report_settings(const Config& c) {
+  server::DmarcReportSettings r;
+  r.enabled = c.mailauth_dmarc_reports;
+  r.org_name = c.mailauth_report_org.empty() ? c.hostname : c.mailauth_report_org;
+  std::string domain = c.hostname.substr(c.hostname.find('.') + 1);
+  r.report_from = c.mailauth_report_from.empty() ? "postmaster@" + domain : c.mailauth_report_from;
+  r.check_interval = std::chrono::seconds(c.mailauth_report_check_seconds);
+  return r;
 }
 
 }  // namespace postern::app

@@ -6,7 +6,9 @@
 
 #include "app/config.hpp"
 #include "crypto/crypto.hpp"
+#include "dns/dns.hpp"
 #include "queue/queue.hpp"
+#include "server/server.hpp"
 #include "store/store.hpp"
 
 namespace postern::app {
@@ -31,5 +33,11 @@ Result<std::vector<std::string>> create_dkim_keys(store::Store& s, const std::st
 std::string dkim_dns_line(const store::DkimKeyRecord& key);
 std::string read_secret_line(std::istream& in);
 queue::Policy queue_policy(const Config& c);
+// The validating resolver as [dns] configures it.
+Result<std::unique_ptr<dns::Resolver>> make_resolver(const Config& c);
+// A 32-byte instance secret, made and stored on first use.
+Result<crypto::SecretBytes> instance_key(store::Store& s, std::string_view name);
+// mailauth.report_* with their defaults (org: the host name; from: postmaster@ its domain).
+server::DmarcReportSettings dmarc_report_settings(const Config& c);
 
 }  // namespace postern::app

@@ -110,6 +110,19 @@ int main(int argc, char** argv) {
   dkim_rotate_cmd->add_option("domain", dkim_domain)->required();
 
   DnsQueryOptions dq;
+  auto* reports_cmd = cli.add_subcommand("reports", "Reports about mail authentication");
+  reports_cmd->require_subcommand(1);
+  auto* dmarc_cmd = reports_cmd->add_subcommand("dmarc", "DMARC aggregate reports (RFC 7489)");
+  dmarc_cmd->require_subcommand(1);
+  dmarc_cmd->add_option("--config", config, "Config file")->required();
+  bool reports_all = false;
+  auto* dmarc_send_cmd = dmarc_cmd->add_subcommand("send", "Send the reports of finished days now");
+  dmarc_send_cmd->add_flag("--all", reports_all, "Include today's events");
+  std::string reports_mailbox = "INBOX";
+  auto* dmarc_show_cmd = dmarc_cmd->add_subcommand(
+      "show", "Print the reports received by an account (stdin: its password)");
+  dmarc_show_cmd->add_option("address", address)->required();
+  dmarc_show_cmd->add_option("--mailbox", reports_mailbox, "Mailbox to read (default INBOX)");
   std::string dkim_keys;
   std::vector<std::string> dkim_messages;
   auto* verify_dkim_cmd = cli.add_subcommand(
@@ -164,6 +177,10 @@ int main(int argc, char** argv) {
   if (name == "alias" && *alias_add_cmd)
     return alias_add(config, address, target, std::cout, std::cerr);
   if (name == "dns") return dns_query(dq, std::cout, std::cerr);
+  if (name == "reports" && *dmarc_send_cmd)
+    return dmarc_reports_send(config, reports_all, std::cout, std::cerr);
+  if (name == "reports" && *dmarc_show_cmd)
+    return dmarc_reports_show(config, address, reports_mailbox, std::cin, std::cout, std::cerr);
   if (name == "verify-dkim") return verify_dkim(dkim_keys, dkim_messages, std::cout, std::cerr);
   if (name == "queue")
     for (auto* a : queue_actions)

@@ -25,33 +25,33 @@ const unsigned char* u(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-Ptr<EVP_PKEY> public_key(std::string_view der) {
-  const unsigned char* p = u(der);
-  Ptr<EVP_PKEY> key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
-  if (!key || p != u(der) + der.size() || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
-    return nullptr;
-  return key;
+// SHA-256 fetched from the provider once: the implicit fetch of EVP_sha256() takes a global
+// lock and a name lookup on every call, more than hashing a DKIM header block.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
 }
 
-// Parsed private keys by a hash of their DER. OpenSSL 3 decodes a DER key through its provider
+// Parsed keys by the SHA-256 of their DER. OpenSSL 3 decodes a DER key through its provider
 // machinery, which costs more than the signature itself; a DKIM signer uses the same few keys
-// for every message. Bounded; the keys are server secrets the caller holds anyway.
+// for every message and a verifier sees the same senders' keys again and again. Bounded (LRU).
 class ParsedKeys {
  public:
-  std::shared_ptr<EVP_PKEY> get(const SecretBytes& der) {
-    std::string id = sha256(der.view());
+  template <class Decode>
+  std::shared_ptr<EVP_PKEY> get(std::string_view der, Decode decode) {
+    std::string id = sha256(der);
     std::lock_guard lock(mu_);
     for (auto it = keys_.begin(); it != keys_.end(); ++it)
       if (it->first == id) {
         keys_.splice(keys_.begin(), keys_, it);
         return it->second;
       }
-    const unsigned char* p = der.data();
-    std::shared_ptr<EVP_PKEY> key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size())),
-                                  EVP_PKEY_free);
-    if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) return nullptr;
+    const unsigned char* p = u(der);
+    std::shared_ptr<EVP_PKEY> key(decode(&p, static_cast<long>(der.size())), EVP_PKEY_free);
+    if (!key || p != u(der) + der.size() || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
+      return nullptr;
     keys_.emplace_front(std::move(id), key);
-    if (keys_.size() > 16) keys_.pop_back();
+    if (keys_.size() > 64) keys_.pop_back();
     return key;
   }
 
@@ -60,9 +60,16 @@ class ParsedKeys {
   std::list<std::pair<std::string, std::shared_ptr<EVP_PKEY>>> keys_;
 };
 
-ParsedKeys& parsed_keys() {
+std::shared_ptr<EVP_PKEY> private_key(const SecretBytes& der) {
+  static ParsedKeys cache;  // the keys are server secrets the caller holds anyway
+  return cache.get(der.view(), [](const unsigned char** p, long n) {
+    return d2i_AutoPrivateKey(nullptr, p, n);
+  });
+}
+
+std::shared_ptr<EVP_PKEY> public_key(std::string_view der) {
   static ParsedKeys cache;
-  return cache;
+  return cache.get(der, [](const unsigned char** p, long n) { return d2i_PUBKEY(nullptr, p, n); });
 }
 
 }  // namespace
@@ -85,11 +92,11 @@ Result<RsaKey> rsa_generate(unsigned bits) {
 }
 
 Result<std::string> rsa_sha256_sign(const SecretBytes& private_der, std::string_view message) {
-  auto key = parsed_keys().get(private_der);
+  auto key = private_key(private_der);
   if (!key) return Error(Errc::bad_key);
   Ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   std::size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, sha256_md(), nullptr, key.get()) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, u(message), message.size()) != 1)
     return Error(Errc::internal, "RSA sign");
   std::string sig(len, '\0');
@@ -105,7 +112,7 @@ bool rsa_sha256_verify(std::string_view public_der, std::string_view message,
   auto key = public_key(public_der);
   if (!key) return false;
   Ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
+  return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, sha256_md(), nullptr, key.get()) == 1 &&
          EVP_DigestVerify(ctx.get(), u(signature), signature.size(), u(message), message.size()) ==
              1;
 }
@@ -119,7 +126,7 @@ std::string sha256(std::string_view data) {
   std::string out(32, '\0');
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-             EVP_sha256(), nullptr);
+             sha256_md(), nullptr);
   return out;
 }
 

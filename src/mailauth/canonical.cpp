@@ -75,13 +75,12 @@ std::string relaxed_body(std::string_view body) {
   while (pos < body.size()) {
     std::size_t eol = body.find("\r\n", pos);
     std::string_view line = body.substr(pos, eol == std::string_view::npos ? body.npos : eol - pos);
-    std::string canon;
-    relaxed_line(line, canon);
-    if (canon.empty()) {
+    bool blank = line.find_first_not_of(" \t") == std::string_view::npos;
+    if (blank) {
       ++pending_empty;
     } else {
       for (; pending_empty > 0; --pending_empty) out += "\r\n";
-      out += canon;
+      relaxed_line(line, out);
       out += "\r\n";
     }
     if (eol == std::string_view::npos) break;

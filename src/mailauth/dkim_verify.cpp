@@ -1,13 +1,15 @@
-// DKIM verification (RFC 6376 6, RFC 8301 key sizes and algorithms, RFC 8463 Ed25519).
+// DKIM verification (RFC 6376 6, RFC 8301 key sizes and algorithms, RFC 8463 Ed25519). The
+// pieces ARC reuses are in namespace dkim (dkim_internal.hpp).
 #include <algorithm>
 #include <charconv>
 
 #include "base/text.hpp"
+#include "mailauth/dkim_internal.hpp"
 #include "mailauth/mailauth.hpp"
 #include "mime/mime.hpp"
 
 namespace postern::mailauth {
-namespace {
+namespace dkim {
 
 bool fws(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -35,12 +37,13 @@ std::optional<uint64_t> number(std::string_view s, std::size_t max_digits) {
   return v;
 }
 
-// A domain as DKIM compares it: lower case, no final dot.
 std::string domain_key(std::string_view d) {
   std::string out = base::ascii_lower(d);
   while (!out.empty() && out.back() == '.') out.pop_back();
   return out;
 }
+
+namespace {
 
 bool same_or_subdomain(std::string_view sub, std::string_view parent) {
   if (sub == parent) return true;
@@ -48,19 +51,10 @@ bool same_or_subdomain(std::string_view sub, std::string_view parent) {
          sub[sub.size() - parent.size() - 1] == '.';
 }
 
-struct Signature {
-  const mime::Header* field = nullptr;
-  DkimAlgorithm algorithm = DkimAlgorithm::rsa_sha256;
-  bool relaxed_header = false, relaxed_body = false;
-  std::string domain, selector, identity;
-  std::vector<std::string> headers;  // h=, lower case
-  std::string signature, body_hash;  // decoded b= and bh=
-  std::optional<uint64_t> length;    // l=
-};
+}  // namespace
 
-// RFC 6376 6.1.1: a signature that fails any of these is PERMFAIL, checked before any lookup.
-std::optional<std::string> parse_signature(const mime::Header& field, int64_t now, Signature& sig,
-                                           DkimOutcome& out) {
+std::optional<std::string> parse_signature(const mime::Header& field, int64_t now,
+                                           SignatureKind kind, Signature& sig, DkimOutcome& out) {
   auto tags = parse_tag_list(field.raw_value);
   if (!tags) return "tag list: " + tags.error().detail();
   std::map<std::string, std::string> t(tags->begin(), tags->end());
@@ -73,9 +67,11 @@ std::optional<std::string> parse_signature(const mime::Header& field, int64_t no
   if (auto s = get("s")) out.selector = base::ascii_lower(*s);
   if (auto a = get("a")) out.algorithm = base::ascii_lower(*a);
   if (auto b = get("b")) out.signature_prefix = without_fws(*b).substr(0, 12);
-  for (const char* required : {"v", "a", "b", "bh", "d", "h", "s"})
+  bool arc = kind == SignatureKind::arc_message;
+  // RFC 8617 4.1.2: an AMS has no v= but needs its instance.
+  for (const char* required : {arc ? "i" : "v", "a", "b", "bh", "d", "h", "s"})
     if (!get(required)) return std::string("missing ") + required + "=";
-  if (*get("v") != "1") return "unknown version v=" + *get("v");
+  if (!arc && *get("v") != "1") return "unknown version v=" + *get("v");
   if (out.algorithm == "ed25519-sha256")
     sig.algorithm = DkimAlgorithm::ed25519_sha256;
   else if (out.algorithm == "rsa-sha256")
@@ -108,8 +104,10 @@ std::optional<std::string> parse_signature(const mime::Header& field, int64_t no
   if (std::find(sig.headers.begin(), sig.headers.end(), "from") == sig.headers.end())
     return "h= does not cover From";
   if (sig.headers.size() > 200) return "h= too long";
+  if (arc && std::find(sig.headers.begin(), sig.headers.end(), "arc-seal") != sig.headers.end())
+    return "h= covers ARC-Seal";  // RFC 8617 4.1.2
   sig.identity = "@" + sig.domain;
-  if (auto i = get("i")) {
+  if (auto i = get("i"); i && !arc) {
     auto at = i->rfind('@');
     if (at == std::string::npos) return "i= without @";
     if (!same_or_subdomain(domain_key(i->substr(at + 1)), sig.domain)) return "i= is not within d=";
@@ -134,6 +132,8 @@ std::optional<std::string> parse_signature(const mime::Header& field, int64_t no
   return std::nullopt;
 }
 
+namespace {
+
 // DER length octets.
 std::string der_length(std::size_t n) {
   if (n < 128) return std::string(1, static_cast<char>(n));
@@ -152,13 +152,9 @@ std::string spki_from_pkcs1(std::string_view rsa_public_key) {
   return "\x30" + der_length(inner.size()) + inner;
 }
 
-struct Key {
-  std::string public_key;  // Ed25519: 32 bytes; RSA: SubjectPublicKeyInfo DER
-  bool testing = false, strict_identity = false;
-};
+}  // namespace
 
-// RFC 6376 3.6.1; the error is the reason for a PERMFAIL.
-Result<Key> parse_key(std::string_view record, const Signature& sig, unsigned min_rsa_bits) {
+Result<Key> parse_key(std::string_view record, DkimAlgorithm algorithm, unsigned min_rsa_bits) {
   auto bad = [](std::string why) { return Error(Errc::syntax, std::move(why)); };
   auto tags = parse_tag_list(record);
   if (!tags) return bad("key record: " + tags.error().detail());
@@ -176,7 +172,7 @@ Result<Key> parse_key(std::string_view record, const Signature& sig, unsigned mi
     if (!sha256) return bad("key does not allow sha256");
   }
   std::string k = t.count("k") ? base::ascii_lower(t["k"]) : "rsa";
-  bool ed = sig.algorithm == DkimAlgorithm::ed25519_sha256;
+  bool ed = algorithm == DkimAlgorithm::ed25519_sha256;
   if ((ed && k != "ed25519") || (!ed && k != "rsa")) return bad("key type " + k + " != a=");
   if (t.count("s")) {
     bool email = false;
@@ -218,8 +214,48 @@ Result<Key> parse_key(std::string_view record, const Signature& sig, unsigned mi
   return key;
 }
 
-// The signed header data (RFC 6376 3.7): the fields named by h=, each taken bottom-up, then
-// the signature field itself with an empty b= and no final CRLF.
+KeyLookup key_from_answer(const Result<dns::Answer>& answer, DkimAlgorithm algorithm,
+                          unsigned min_rsa_bits) {
+  KeyLookup out;
+  if (!answer || (answer->rcode != 0 && answer->rcode != 3)) {
+    out.result = DkimResult::temperror;
+    out.reason = "key lookup failed";
+    return out;
+  }
+  auto records = txt_records(*answer);
+  if (answer->rcode == 3 || records.empty()) {
+    out.result = DkimResult::permerror;
+    out.reason = "no key";
+    return out;
+  }
+  auto key = parse_key(records.front(), algorithm, min_rsa_bits);
+  if (!key) {
+    out.result = DkimResult::permerror;
+    out.reason = key.error().detail();
+    return out;
+  }
+  out.key = std::move(*key);
+  return out;
+}
+
+std::string without_b(std::string_view raw) {
+  std::string self;
+  std::size_t pos = 0;
+  while (pos <= raw.size()) {
+    std::size_t semi = raw.find(';', pos);
+    std::string_view tag = raw.substr(pos, semi == std::string_view::npos ? raw.npos : semi - pos);
+    auto eq = tag.find('=');
+    if (eq != std::string_view::npos && trim(tag.substr(0, eq)) == "b")
+      self += tag.substr(0, eq + 1);
+    else
+      self += tag;
+    if (semi == std::string_view::npos) break;
+    self += ';';
+    pos = semi + 1;
+  }
+  return self;
+}
+
 std::string header_data(const mime::HeaderSection& hs, const Signature& sig) {
   std::map<std::string, std::size_t> used;  // name -> occurrences consumed from the bottom
   std::string out;
@@ -238,27 +274,28 @@ std::string header_data(const mime::HeaderSection& hs, const Signature& sig) {
     }
   }
   // b= emptied in place, everything else as it is.
-  std::string_view raw = sig.field->raw_value;
-  std::string self;
-  std::size_t pos = 0;
-  while (pos <= raw.size()) {
-    std::size_t semi = raw.find(';', pos);
-    std::string_view tag = raw.substr(pos, semi == std::string_view::npos ? raw.npos : semi - pos);
-    auto eq = tag.find('=');
-    if (eq != std::string_view::npos && trim(tag.substr(0, eq)) == "b")
-      self += tag.substr(0, eq + 1);
-    else
-      self += tag;
-    if (semi == std::string_view::npos) break;
-    self += ';';
-    pos = semi + 1;
-  }
-  std::string field = canon(sig.field->name, self);
+  std::string field = canon(sig.field->name, without_b(sig.field->raw_value));
   field.resize(field.size() - 2);
   return out + field;
 }
 
-}  // namespace
+bool verify_data(DkimAlgorithm algorithm, std::string_view public_key, std::string_view data,
+                 std::string_view signature) {
+  return algorithm == DkimAlgorithm::ed25519_sha256
+             ? crypto::ed25519_verify(public_key, crypto::sha256(data), signature)
+             : crypto::rsa_sha256_verify(public_key, data, signature);
+}
+
+Result<std::string> sign_data(const DkimKey& key, std::string_view data) {
+  // RFC 8463 3: Ed25519 over the SHA-256 hash of the data.
+  if (key.algorithm == DkimAlgorithm::ed25519_sha256)
+    return crypto::ed25519_sign(key.secret, crypto::sha256(data));
+  auto sig = crypto::rsa_sha256_sign(key.secret, data);
+  if (!sig) return Error(Errc::bad_key, sig.error().describe());
+  return std::move(*sig);
+}
+
+}  // namespace dkim
 
 const char* to_string(DkimResult r) {
   switch (r) {
@@ -281,6 +318,8 @@ const char* to_string(DkimResult r) {
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> parse_tag_list(std::string_view text) {
+  using dkim::fws;
+  using dkim::trim;
   std::vector<std::pair<std::string, std::string>> out;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -314,6 +353,7 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_tag_list(std::str
 std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
                                                     const DkimVerifyOptions& options,
                                                     Lookups& lookups) {
+  using dkim::Signature;
   mime::HeaderLimits limits;
   limits.max_headers = 10000;
   limits.max_header_bytes = message.size();
@@ -333,7 +373,7 @@ std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
       continue;
     }
     Signature sig;
-    if (auto why = parse_signature(h, options.now, sig, o)) {
+    if (auto why = dkim::parse_signature(h, options.now, dkim::SignatureKind::dkim, sig, o)) {
       o.result = DkimResult::permerror;
       o.reason = std::move(*why);
     } else {
@@ -361,27 +401,16 @@ std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
   for (std::size_t k = 0; k < sigs.size(); ++k) {
     const Signature& sig = sigs[k];
     DkimOutcome& o = out[index[k]];
-    const Result<dns::Answer>& answer = *answers[k];
-    if (!answer || (answer->rcode != 0 && answer->rcode != 3)) {
-      o.result = DkimResult::temperror;
-      o.reason = "key lookup failed";
+    auto lookup = dkim::key_from_answer(*answers[k], sig.algorithm, options.min_rsa_bits);
+    if (!lookup.key) {
+      o.result = lookup.result;
+      o.reason = std::move(lookup.reason);
       continue;
     }
-    auto records = txt_records(*answer);
-    if (answer->rcode == 3 || records.empty()) {
-      o.result = DkimResult::permerror;
-      o.reason = "no key";
-      continue;
-    }
-    auto key = parse_key(records.front(), sig, options.min_rsa_bits);
-    if (!key) {
-      o.result = DkimResult::permerror;
-      o.reason = key.error().detail();
-      continue;
-    }
+    const dkim::Key* key = &*lookup.key;
     o.testing = key->testing;
     if (key->strict_identity &&
-        domain_key(sig.identity.substr(sig.identity.rfind('@') + 1)) != sig.domain) {
+        dkim::domain_key(sig.identity.substr(sig.identity.rfind('@') + 1)) != sig.domain) {
       o.result = DkimResult::permerror;
       o.reason = "key requires i= domain to equal d=";
       continue;
@@ -411,10 +440,8 @@ std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
       o.reason = "body hash mismatch";
       continue;
     }
-    std::string data = header_data(*hs, sig);
-    bool good = sig.algorithm == DkimAlgorithm::ed25519_sha256
-                    ? crypto::ed25519_verify(key->public_key, crypto::sha256(data), sig.signature)
-                    : crypto::rsa_sha256_verify(key->public_key, data, sig.signature);
+    bool good = dkim::verify_data(sig.algorithm, key->public_key, dkim::header_data(*hs, sig),
+                                  sig.signature);
     o.result = good ? DkimResult::pass : DkimResult::fail;
     if (!good) o.reason = "signature does not verify";
   }

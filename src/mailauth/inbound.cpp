@@ -1,5 +1,5 @@
-// The inbound decision: SPF, DKIM and DMARC for one message, the reply or mailbox it leads to,
-// and the Authentication-Results field that records why.
+// The inbound decision: SPF, DKIM, ARC and DMARC for one message, the reply or mailbox it leads
+// to, and the Authentication-Results field that records why.
 #include "base/text.hpp"
 #include "mailauth/mailauth.hpp"
 #include "mime/mime.hpp"
@@ -20,8 +20,52 @@ bool trusted(const std::string& ip, const std::vector<std::string>& networks) {
   return false;
 }
 
+std::string bare_domain(std::string_view d) {
+  std::string out = base::ascii_lower(d);
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+// RFC 7489 3.1: an identifier's domain aligned with the From domain, strictly or relaxed.
+bool aligned(std::string_view domain, const std::string& from, bool strict) {
+  std::string d = bare_domain(domain);
+  if (d.empty()) return false;
+  return strict ? d == from : organizational_domain(d) == organizational_domain(from);
+}
+
+// The newest ARC Set's sealer, when it is one of `sealers`; nullptr otherwise.
+const ArcSet* trusted_newest_set(const ArcOutcome& arc, const std::vector<std::string>& sealers) {
+  const ArcSet* newest = arc.set(arc.instances);
+  if (!newest) return nullptr;
+  for (const auto& s : sealers)
+    if (bare_domain(s) == newest->sealer) return newest;
+  return nullptr;
+}
+
+// Whether a sealer's ARC-Authentication-Results (RFC 8617 4.1.1) record what DMARC would have
+// passed on: dmarc=pass for the From domain, or an SPF or DKIM pass aligned with it (as the
+// policy's adkim=/aspf= ask).
+bool arc_results_pass(const ArcSet& set, const std::string& from, const DmarcOutcome& dmarc) {
+  auto parsed = parse_authentication_results(set.aar_payload);
+  if (!parsed) return false;
+  bool strict_dkim = dmarc.record && dmarc.record->strict_dkim;
+  bool strict_spf = dmarc.record && dmarc.record->strict_spf;
+  for (const auto& r : parsed->results) {
+    if (r.result != "pass") continue;
+    for (const auto& [name, value] : r.properties) {
+      if (r.method == "dmarc" && name == "header.from" && bare_domain(value) == from) return true;
+      if (r.method == "dkim" && name == "header.d" && aligned(value, from, strict_dkim))
+        return true;
+      if (r.method == "spf" && name == "smtp.mailfrom" &&
+          aligned(std::string_view(value).substr(value.rfind('@') + 1), from, strict_spf))
+        return true;
+    }
+  }
+  return false;
+}
+
 AuthResultsHeader results_of(const InboundRequest& req, const InboundVerdict& v,
-                             const std::string& from_domain) {
+                             const ArcVerifyOptions& arc_options, const std::string& from_domain) {
   AuthResultsHeader h;
   h.authserv_id = req.receiver;
   AuthResult spf{"spf", to_string(v.spf.result), {}, {}};
@@ -39,10 +83,17 @@ AuthResultsHeader results_of(const InboundRequest& req, const InboundVerdict& v,
     if (!d.signature_prefix.empty()) r.properties.emplace_back("header.b", d.signature_prefix);
     h.results.push_back(std::move(r));
   }
+  // The "arc" method RFC 8617 registers, with header.oldest-pass when it was determined.
+  AuthResult arc{"arc", to_string(v.arc.result), v.arc.reason, {}};
+  if (v.arc.result == ArcResult::pass && arc_options.oldest_pass)
+    arc.properties.emplace_back("header.oldest-pass", std::to_string(v.arc.oldest_pass));
+  h.results.push_back(std::move(arc));
   AuthResult dmarc{"dmarc", to_string(v.dmarc.result), {}, {}};
   if (v.dmarc.record)
-    dmarc.reason = std::string("p=") + to_string(v.dmarc.record->policy) +
-                   " dis=" + to_string(v.dmarc.applied) + (v.dmarc.sampled_out ? " (pct)" : "");
+    dmarc.reason = std::string("p=") + to_string(v.dmarc.record->policy) + " dis=" +
+                   to_string(v.arc_override.empty() ? v.dmarc.applied : DmarcPolicy::none) +
+                   (v.dmarc.sampled_out ? " (pct)" : "") +
+                   (v.arc_override.empty() ? "" : " arc override from " + v.arc_override);
   if (!from_domain.empty()) dmarc.properties.emplace_back("header.from", from_domain);
   h.results.push_back(std::move(dmarc));
   return h;
@@ -77,12 +128,16 @@ std::optional<InboundVerdict> check_inbound(const InboundRequest& req,
   DkimVerifyOptions dkim_options = options.dkim;
   dkim_options.now = req.now;
   auto dkim = verify_dkim(req.message, dkim_options, lookups);
+  ArcVerifyOptions arc_options = options.arc;
+  arc_options.min_rsa_bits = options.dkim.min_rsa_bits;
+  arc_options.now = req.now;
+  auto arc = verify_arc(req.message, arc_options, lookups);
   // Policy discovery needs neither SPF nor DKIM: running it now, with whatever they have so
   // far, asks for the _dmarc records in the same round as their first queries.
   DmarcRequest dreq{*from, spf.value_or(SpfOutcome{}), v.spf_domain,
                     dkim.value_or(std::vector<DkimOutcome>{}), req.sample};
   auto dmarc = check_dmarc(dreq, lookups);
-  if (!spf || !dkim || !dmarc) return std::nullopt;
+  if (!spf || !dkim || !arc || !dmarc) return std::nullopt;
   dreq.spf = *spf;
   dreq.dkim = *dkim;
   dmarc = check_dmarc(dreq, lookups);
@@ -90,14 +145,22 @@ std::optional<InboundVerdict> check_inbound(const InboundRequest& req,
   v.spf = std::move(*spf);
   v.dkim = std::move(*dkim);
   v.dmarc = std::move(*dmarc);
-  v.authentication_results = format_authentication_results(results_of(req, v, *from));
+  v.arc = std::move(*arc);
 
   bool forwarder = trusted(req.ip, options.trusted_forwarders);
   const DmarcOutcome& d = v.dmarc;
   bool temporary = v.spf.result == SpfResult::temperror;
   for (const auto& k : v.dkim) temporary = temporary || k.result == DkimResult::temperror;
+  // A local policy override (RFC 7489 6.7): a forwarder that breaks SPF and DKIM can still
+  // vouch for what it received through its ARC Set; only the newest sealer, and only if trusted.
+  const ArcSet* sealer = trusted_newest_set(v.arc, options.arc_trusted_sealers);
+  if (sealer && v.arc.temporary) temporary = true;  // its seal could not be checked yet
+  bool arc_rescue =
+      sealer && v.arc.result == ArcResult::pass && arc_results_pass(*sealer, *from, d);
   if (d.result == DmarcResult::temperror) {
     refuse(v, 451, "4.4.3", "Temporary DNS failure looking up the DMARC policy of " + *from);
+  } else if (d.result == DmarcResult::fail && !forwarder && arc_rescue) {
+    if (d.applied != DmarcPolicy::none) v.arc_override = sealer->sealer;
   } else if (d.result == DmarcResult::fail && !forwarder) {
     if (d.applied == DmarcPolicy::reject) {
       if (temporary)
@@ -115,6 +178,7 @@ std::optional<InboundVerdict> check_inbound(const InboundRequest& req,
     if (!v.spf.explanation.empty()) text += ": " + v.spf.explanation.substr(0, 200);
     refuse(v, 550, "5.7.23", std::move(text));
   }
+  v.authentication_results = format_authentication_results(results_of(req, v, arc_options, *from));
   return v;
 }
 

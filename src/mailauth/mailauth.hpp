@@ -1,5 +1,5 @@
 // Message authentication: DKIM signing and verification (RFC 6376, RFC 8463), SPF (RFC 7208),
-// DMARC (RFC 7489) and Authentication-Results (RFC 8601).
+// DMARC (RFC 7489), ARC (RFC 8617) and Authentication-Results (RFC 8601).
 //
 // The checks are pure: no sockets, no clock reads. Each is a function of its input and of the
 // DNS answers in a `Lookups`; when it needs an answer that is not there yet it notes the query
@@ -9,7 +9,8 @@
 //
 // Security: messages and DNS answers are hostile input; canonicalisation is total and linear
 // in the input, every parser is bounded, and the number of lookups a message can cause is
-// capped (SPF's 10 + 2 void lookups, a fixed number of DKIM signatures, two DMARC queries).
+// capped (SPF's 10 + 2 void lookups, a fixed number of DKIM signatures, two DMARC queries,
+// the keys of at most 50 ARC instances).
 // Signing keys are SecretBytes and never leave this module except as signatures.
 #pragma once
 
@@ -182,6 +183,61 @@ std::optional<std::vector<DkimOutcome>> verify_dkim(std::string_view message,
                                                     Lookups& lookups);
 
 // ---------------------------------------------------------------------------------------------
+// ARC (RFC 8617)
+
+enum class ArcResult { none, pass, fail };
+const char* to_string(ArcResult r);
+
+// One ARC Set (instance) of a chain whose structure is valid.
+struct ArcSet {
+  int instance = 0;
+  std::string sealer;      // d= of the ARC-Seal
+  std::string selector;    // s= of the ARC-Seal
+  std::string ams_domain;  // d= of the ARC-Message-Signature
+  // The ARC-Authentication-Results after "i=N;", unfolded: "authserv-id; spf=pass ...".
+  std::string aar_payload;
+};
+
+struct ArcOutcome {
+  ArcResult result = ArcResult::none;
+  int instances = 0;   // N: the highest instance, 0 without ARC fields
+  std::string reason;  // why it did not pass
+  // The chain failed only because a key lookup failed (SERVFAIL, DNSSEC bogus): ARC has no
+  // temperror (RFC 8617 5.2.1: all failures are permanent), but a retry could pass.
+  bool temporary = false;
+  // RFC 8617 5.2 step 5 (header.oldest-pass), when asked for and the chain passes: the lowest
+  // instance from which every AMS up to N still validates, 0 when all of them do.
+  int oldest_pass = 0;
+  std::vector<ArcSet> sets;  // sets[k] is instance k + 1; empty unless the structure is valid
+  // The set of instance i (1..N), or nullptr.
+  const ArcSet* set(int i) const {
+    return i >= 1 && i <= static_cast<int>(sets.size()) ? &sets[i - 1] : nullptr;
+  }
+};
+
+struct ArcVerifyOptions {
+  unsigned min_rsa_bits = 1024;
+  int64_t now = 0;  // for x= of the AMS
+  // Also validate the older AMSes for oldest_pass: more hashing and up to N more key lookups.
+  bool oldest_pass = false;
+};
+
+// RFC 8617 5.2: the ARC chain's validation status; nullopt while key records are missing (all
+// keys are asked for in one round).
+std::optional<ArcOutcome> verify_arc(std::string_view message, const ArcVerifyOptions& options,
+                                     Lookups& lookups);
+
+// RFC 8617 5.1: the ARC Set of the next instance (ARC-Seal, ARC-Message-Signature and
+// ARC-Authentication-Results, folded, CRLF-terminated) to prepend to `message`. `chain` is the
+// cv= to record, what verify_arc said about the message as received (none only when it has no
+// ARC fields). `authentication_results` is our result list without the authserv-id
+// ("spf=pass smtp.mailfrom=...; dkim=..."), empty for none. `timestamp` is t=, 0 leaves it
+// out. The AMS covers DkimOptions' header list plus DKIM-Signature, relaxed/relaxed.
+Result<std::string> arc_seal(std::string_view message, const DkimKey& key,
+                             std::string_view authserv_id, std::string_view authentication_results,
+                             ArcResult chain, int64_t timestamp);
+
+// ---------------------------------------------------------------------------------------------
 // DMARC (RFC 7489)
 
 enum class DmarcPolicy { none, quarantine, reject };
@@ -229,6 +285,52 @@ struct DmarcRequest {
 std::optional<DmarcOutcome> check_dmarc(const DmarcRequest& request, Lookups& lookups);
 
 // ---------------------------------------------------------------------------------------------
+// DMARC aggregate reports (RFC 7489 7.2)
+
+// One checked message as aggregate reports need it (recorded per message, aggregated later).
+struct DmarcEvent {
+  int64_t time = 0;
+  std::string policy_domain, header_from, envelope_from, source_ip;
+  DmarcRecord policy;
+  DmarcPolicy disposition = DmarcPolicy::none;  // what was done: none, quarantine (Junk), reject
+  bool dkim_aligned = false, spf_aligned = false;
+  std::vector<std::string> overrides;  // RFC 7489 PolicyOverrideType: sampled_out, ...
+  struct Dkim {
+    std::string domain, selector, result;
+  };
+  std::vector<Dkim> dkim;
+  std::string spf_domain, spf_scope = "mfrom", spf_result = "none";
+  std::string serialize() const;
+  static Result<DmarcEvent> parse(std::string_view text);
+};
+
+struct DmarcReport {
+  std::string org_name, email, report_id;
+  int64_t begin = 0, end = 0;
+  std::string policy_domain;
+  DmarcRecord policy;
+  struct Row {
+    DmarcEvent event;  // everything but time: the rows group equal events
+    uint64_t count = 0;
+  };
+  std::vector<Row> rows;
+};
+
+// Reports per policy domain over `events`, rows grouping equal results from one source IP.
+std::vector<DmarcReport> aggregate_dmarc_events(const std::vector<DmarcEvent>& events,
+                                                const std::string& org_name,
+                                                const std::string& email, int64_t begin,
+                                                int64_t end);
+// The XML document (RFC 7489 Appendix C, no namespace, as reports are sent in practice).
+std::string format_dmarc_report(const DmarcReport& report);
+// A received report; bounded (records, sizes), no DTD, no network, no entities.
+Result<DmarcReport> parse_dmarc_report(std::string_view xml);
+// RFC 7489 7.1: where `policy_domain`'s reports may go to `rua_domain` only if
+// "<policy_domain>._report._dmarc.<rua_domain>" has a v=DMARC1 TXT record; empty when both
+// are in one organisational domain and no check is needed.
+std::string report_authorization_name(std::string_view policy_domain, std::string_view rua_domain);
+
+// ---------------------------------------------------------------------------------------------
 // Authentication-Results (RFC 8601)
 
 struct AuthResult {
@@ -263,6 +365,11 @@ struct InboundOptions {
   std::vector<std::string> trusted_forwarders;
   // Without a DMARC policy, refuse SPF fail (RFC 7208 8.4) instead of filing it as junk.
   bool reject_spf_fail = true;
+  // ARC sealer domains (d= of the ARC-Seal) trusted to report authentication results: mail
+  // failing DMARC is delivered when its chain passes, the newest seal is by one of these and
+  // that seal's ARC-Authentication-Results show an aligned pass for the From domain.
+  std::vector<std::string> arc_trusted_sealers;
+  ArcVerifyOptions arc;  // min_rsa_bits and now are taken from `dkim` and the request
 };
 
 struct InboundVerdict {
@@ -275,11 +382,18 @@ struct InboundVerdict {
   std::string spf_domain;
   std::vector<DkimOutcome> dkim;
   DmarcOutcome dmarc;
+  ArcOutcome arc;
+  // The trusted sealer whose chain lifted a failing DMARC policy (the message was delivered,
+  // disposition none), empty otherwise.
+  std::string arc_override;
   std::string authentication_results;  // the field to prepend
 };
 
 std::optional<InboundVerdict> check_inbound(const InboundRequest& request,
                                             const InboundOptions& options, Lookups& lookups);
+
+// What aggregate reports record of a checked message; nullopt when no DMARC record applied.
+std::optional<DmarcEvent> dmarc_event(const InboundRequest& request, const InboundVerdict& verdict);
 
 // `message` without the Authentication-Results fields that claim `authserv_id` (RFC 8601 5),
 // which only this server may write.

@@ -9,6 +9,7 @@
 
 #include "base/log.hpp"
 #include "net/net.hpp"
+#include "server/dmarc_reports.hpp"
 #include "server/dns_pump.hpp"
 #include "server/imap_in.hpp"
 #include "server/smtp_in.hpp"
@@ -90,6 +91,26 @@ asio::awaitable<void> return_free_memory(asio::io_context& io) {
     auto [ec] = co_await t.async_wait(nothrow_awaitable);
     if (ec) co_return;
     malloc_trim(0);
+  }
+}
+
+// Once a UTC day is over, its DMARC events become reports (checked every interval, so a
+// server that was down at midnight catches up when it starts).
+asio::awaitable<void> dmarc_report_loop(asio::io_context& io, asio::thread_pool& pool, Services svc,
+                                        DmarcReportSettings settings) {
+  asio::steady_timer t(io);
+  while (true) {
+    int64_t now = svc.clock->unix_seconds();
+    int64_t day_start = now - now % 86400;
+    auto job = [svc, settings, day_start] { return send_dmarc_reports(svc, settings, day_start); };
+    auto sent = co_await run_blocking<Result<DmarcReportOutcome>>(pool, std::move(job));
+    if (!sent)
+      base::log::warn("dmarc.report.failed", {{"error", sent.error().describe()}});
+    else if (sent->reports > 0)
+      base::log::info("dmarc.reports.sent", {{"reports", sent->reports}, {"events", sent->events}});
+    t.expires_after(settings.check_interval);
+    auto [ec] = co_await t.async_wait(nothrow_awaitable);
+    if (ec) co_return;
   }
 }
 
@@ -184,6 +205,9 @@ Result<void> Server::run(Services services) {
     }
   }
   asio::co_spawn(m.io, return_free_memory(m.io), asio::detached);
+  if (m.options.dmarc_reports.enabled && services.report_key && services.queue)
+    asio::co_spawn(m.io, dmarc_report_loop(m.io, m.pool, services, m.options.dmarc_reports),
+                   asio::detached);
   m.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) {
       base::log::info("server.stopping", {{"signal", sig}});

@@ -146,6 +146,14 @@ struct OutboundSettings {
   std::string postmaster;  // as SmtpSettings::postmaster, for local delivery from the queue
 };
 
+// DMARC aggregate reports we send (server/dmarc_reports.cpp).
+struct DmarcReportSettings {
+  bool enabled = true;
+  std::string org_name;     // <org_name> of our reports, and the receiver part of file names
+  std::string report_from;  // From and envelope sender; its domain's DKIM keys sign
+  std::chrono::seconds check_interval{3600};  // how often the server looks for a finished day
+};
+
 struct Services {
   store::Store* store = nullptr;
   store::BlobStore* blobs = nullptr;
@@ -158,6 +166,8 @@ struct Services {
   queue::Queue* queue = nullptr;      // null: no submission, no outbound delivery
   dns::Resolver* resolver = nullptr;  // for outbound delivery
   std::shared_ptr<boost::asio::ssl::context> client_tls;  // outbound STARTTLS
+  // 32-byte instance key sealing DMARC report events (null: none recorded).
+  const crypto::SecretBytes* report_key = nullptr;
 };
 
 struct ServerOptions {
@@ -168,6 +178,7 @@ struct ServerOptions {
   std::vector<std::string> submission_listen;
   std::vector<std::string> submissions_listen;
   OutboundSettings outbound;
+  DmarcReportSettings dmarc_reports;
   std::vector<std::string> imap_listen;   // STARTTLS
   std::vector<std::string> imaps_listen;  // implicit TLS
   ImapSettings imap;

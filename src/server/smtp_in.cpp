@@ -13,6 +13,7 @@
 #include "base/random.hpp"
 #include "crypto/crypto.hpp"
 #include "keys/keys.hpp"
+#include "server/dmarc_reports.hpp"
 #include "server/inbound_auth.hpp"
 #include "server/outbound.hpp"
 #include "server/session_io.hpp"
@@ -54,8 +55,13 @@ asio::awaitable<std::optional<smtp::Reply>> authenticate(SmtpShared& shared, std
                                     {"spf", mailauth::to_string(v.spf.result)},
                                     {"dkim", dkim_summary(v.dkim)},
                                     {"dmarc", mailauth::to_string(v.dmarc.result)},
+                                    {"arc", mailauth::to_string(v.arc.result)},
                                     {"from_domain", v.dmarc.from_domain},
                                     {"action", action}});
+  if (auto event = mailauth::dmarc_event(r, v)) {
+    Services svc = shared.services;
+    asio::post(*shared.pool, [svc, e = std::move(*event)] { record_dmarc_event(svc, e); });
+  }
   if (v.action == Action::reject || v.action == Action::defer)
     co_return smtp::Reply{v.code, v.enhanced, v.text};
   in.message = mailauth::remove_forged_results(*message, in.hostname);

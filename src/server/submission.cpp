@@ -16,7 +16,8 @@ bool has_8bit(std::string_view s) {
   return false;
 }
 
-// Ed25519 and RSA signatures with the domain's newest key of each kind (none without keys).
+}  // namespace
+
 Result<std::string> dkim_signatures(store::Store& store, const std::string& domain,
                                     std::string_view message, int64_t now) {
   auto records = store.dkim_keys(domain);
@@ -48,8 +49,6 @@ Result<std::string> dkim_signatures(store::Store& store, const std::string& doma
   }
   return out;
 }
-
-}  // namespace
 
 Result<SubmissionOutcome> accept_submission(const Services& svc, const SubmissionRequest& in) {
   SubmissionOutcome out;

@@ -242,6 +242,15 @@ class Store {
   // file after the commit; empty when the content was in the row), or nullopt when there was
   // no such message.
   virtual Result<std::optional<std::string>> dequeue(std::string_view id) = 0;
+  // DMARC aggregate report data: sealed events, read back (oldest first) and removed once
+  // reported.
+  struct DmarcEventRow {
+    int64_t id = 0, time = 0;
+    std::string sealed;
+  };
+  virtual Result<void> add_dmarc_event(int64_t time, std::string_view sealed) = 0;
+  virtual Result<std::vector<DmarcEventRow>> dmarc_events_before(int64_t before) = 0;
+  virtual Result<void> delete_dmarc_events(std::span<const int64_t> ids) = 0;
   // Every blob a row refers to (messages and the outbound queue).
   virtual Result<std::vector<std::string>> blob_ids() = 0;
 

@@ -223,6 +223,17 @@ def read_reply(sock, timeout=10.0):
             return code, "\n".join(lines)
 
 
+def wait_until(what, fn, timeout=60.0, interval=0.2):
+    """fn()'s first true value, polled every `interval` seconds for at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def wait_for_smtp(port, proc=None, timeout=30.0):
     """Waits until an SMTP server greets with 220 on 127.0.0.1:port, then says QUIT."""
     deadline = time.monotonic() + timeout

@@ -12,14 +12,20 @@ Needs nsd, ldnsutils, openssl, python3-dkim and Node.js (scripts/install-deps in
 npm ci runs here for mailauth).
 """
 
+import email
+import email.message
+import email.policy
+import gzip
 import os
 import shutil
 import smtplib
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import uuid
+import xml.etree.ElementTree as ET
 
 import postern_harness as h
 
@@ -89,10 +95,20 @@ class MailAuth(unittest.TestCase):
         cls.world.zone("softfail.test", records=[txt("@", "v=spf1 ~all")])
         cls.world.zone("bogus.test", bogus=True, records=[
             txt("@", "v=spf1 -all"), txt("_dmarc", "v=DMARC1; p=reject")])
+        # DMARC aggregate reports: reports.test asks for them at our demo account, and
+        # example.test (ours) authorises that (RFC 7489 7.1); unauth.test asks without it.
+        cls.inst = h.Instance(BINARY, prefix="postern-mailauth-", mailauth=True)
+        rua = "v=DMARC1; p=quarantine; rua=mailto:%s" % cls.inst.account
+        cls.world.zone("reports.test", records=[
+            txt("@", "v=spf1 ip4:%s -all" % CLIENT), txt("_dmarc", rua)])
+        cls.world.zone("unauth.test", records=[
+            txt("@", "v=spf1 ip4:%s -all" % CLIENT), txt("_dmarc", rua)])
+        cls.world.zone("example.test", records=[
+            txt("reports.test._report._dmarc", "v=DMARC1")])
         cls.world.start()
 
-        cls.inst = h.Instance(BINARY, prefix="postern-mailauth-", mailauth=True)
         cls.inst.use_dns_world(cls.world)
+        cls.inst.set_key("queue", "scan_interval_ms", "200")
         cls.inst.start()
         cls.hostname = cls.config_value("server", "hostname")
 
@@ -286,6 +302,81 @@ class MailAuth(unittest.TestCase):
             s.sendmail("", [self.inst.account], data)
         self.assert_delivered(subject, expect=("spf=pass", "smtp.helo=spfpass.test",
                                                "dmarc=pass"))
+
+    def test_g_dmarc_aggregate_reports(self):
+        sent = []
+        for mail_from in ("a@reports.test", "b@reports.test", "c@reports.test",
+                          "x@nodmarc.test", "y@nodmarc.test", "z@unauth.test"):
+            domain = "unauth.test" if "unauth" in mail_from else "reports.test"
+            subject, data = self.message("ann@" + domain)
+            code, reply = self.send(mail_from, data)
+            self.assertEqual(code, 250, reply)
+            sent.append(subject)
+        time.sleep(1)  # events are recorded just after the reply
+        r = self.inst.run_cli(["reports", "dmarc", "--config", self.inst.config, "send",
+                               "--all"], check=True)
+        self.assertIn("reports 1 unauthorised 1", r.stdout)
+        report = h.wait_until("the report in INBOX", lambda: [
+            m for m in self.inst.mail_list() if m["subject"].startswith(
+                "Report Domain: reports.test Submitter: " + self.hostname)])
+        stored = self.inst.message(report[0]["uid"])
+        msg = email.message_from_bytes(stored.encode(), policy=email.policy.default)
+        self.assertTrue(stored.startswith("Return-Path: <postmaster@example.test>"), stored[:200])
+        self.assertIn("DKIM-Signature:", stored)
+        parts = [p for p in msg.walk() if p.get_content_type() == "application/gzip"]
+        self.assertEqual(len(parts), 1, stored[:2000])
+        xml = gzip.decompress(parts[0].get_payload(decode=True))
+        self.assertTrue(validates_rfc7489(xml, self.tmp), xml.decode())
+        root = ET.fromstring(xml)
+        self.assertEqual(root.findtext("policy_published/domain"), "reports.test")
+        rows = {(rec.findtext("row/policy_evaluated/disposition"),
+                 rec.findtext("row/policy_evaluated/spf")): int(rec.findtext("row/count"))
+                for rec in root.findall("record")}
+        self.assertEqual(rows, {("none", "pass"): 3, ("quarantine", "fail"): 2})
+        # The recorded events are gone once reported.
+        r = self.inst.run_cli(["reports", "dmarc", "--config", self.inst.config, "send",
+                               "--all"], check=True)
+        self.assertIn("events 0 reports 0", r.stdout)
+
+        # Reading reports: ours, and one another receiver sent (tests/vectors/dmarc).
+        with open(os.path.join(h.REPO_ROOT, "tests", "vectors", "dmarc",
+                               "received-report.xml"), "rb") as f:
+            fixture = gzip.compress(f.read())
+        subject, data = self.message("ann@spfpass.test")
+        mime = email.message.EmailMessage()
+        mime["From"] = "noreply@spfpass.test"
+        mime["To"] = self.inst.account
+        mime["Subject"] = "Report Domain: example.test Submitter: bigmail.test"
+        mime.set_content("report attached")
+        mime.add_attachment(fixture, maintype="application", subtype="gzip",
+                            filename="bigmail.test!example.test!1796169600!1796255999.xml.gz")
+        code, reply = self.send("noreply@spfpass.test", mime.as_bytes().replace(b"\n", b"\r\n"))
+        self.assertEqual(code, 250, reply)
+        show = self.inst.run_cli(["reports", "dmarc", "--config", self.inst.config, "show",
+                                  self.inst.account], input=self.inst.password + "\n",
+                                 check=True).stdout
+        self.assertIn("report bigmail.test 1234567890123456789 domain=example.test p=reject", show)
+        self.assertIn("192.0.2.10 count=17 disposition=none dkim=pass spf=pass", show)
+        self.assertIn("2001:db8::25 count=3 disposition=reject dkim=fail spf=fail", show)
+        self.assertIn("domain=reports.test p=quarantine", show)
+        self.assertIn("reports 2 messages 25", show)
+
+
+def validates_rfc7489(xml, tmp):
+    """xmllint against RFC 7489 Appendix C as Debian's libmail-dmarc-perl ships it, without its
+    targetNamespace (with it the schema does not compile; reports are sent without one)."""
+    with open("/usr/share/perl5/auto/share/dist/Mail-DMARC/rua-schema.xsd") as f:
+        schema = f.read().replace('targetNamespace="http://dmarc.org/dmarc-xml/0.1"', "")
+    xsd, doc = os.path.join(tmp, "rua.xsd"), os.path.join(tmp, "report.xml")
+    with open(xsd, "w") as f:
+        f.write(schema)
+    with open(doc, "wb") as f:
+        f.write(xml)
+    r = subprocess.run(["xmllint", "--noout", "--schema", xsd, doc], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        print(r.stderr, file=sys.stderr)
+    return r.returncode == 0
 
 
 if __name__ == "__main__":

@@ -42,16 +42,6 @@ DKIM_VERIFY = os.path.join(h.REPO_ROOT, "tests", "support", "dkim_verify.py")
 LIFETIME = 20
 
 
-def wait_until(what, fn, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for " + what)
-
-
 class Sending(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -175,7 +165,7 @@ class Sending(unittest.TestCase):
                 if ("Subject: " + subject).encode() in data:
                     return data
             return None
-        return wait_until("%s in %s's Maildir" % (subject, box), find, timeout)
+        return h.wait_until("%s in %s's Maildir" % (subject, box), find, timeout)
 
     def log_text(self):
         with open(self.log, errors="replace") as f:
@@ -188,7 +178,7 @@ class Sending(unittest.TestCase):
                 if subject_part in m["subject"]:
                     return m
             return None
-        wait_until("'%s' in the INBOX" % subject_part, find, timeout)
+        h.wait_until("'%s' in the INBOX" % subject_part, find, timeout)
         imap = imaplib.IMAP4("127.0.0.1", self.inst.imap_port)
         imap.starttls(ssl_context=h.insecure_tls_context())
         imap.login(self.inst.account, self.inst.password)
@@ -210,7 +200,7 @@ class Sending(unittest.TestCase):
                     if "Final-Recipient: rfc822; " + address in text:
                         return text
             return None
-        return wait_until("a bounce for " + address, find, timeout, 0.5)
+        return h.wait_until("a bounce for " + address, find, timeout, 0.5)
 
     def delivery_status(self, msg):
         """(report fields, [per-recipient fields]) of a DSN parsed by Python's email package."""
@@ -314,7 +304,7 @@ class Sending(unittest.TestCase):
     def test_d_temporary_failure_then_delivery(self):
         raw = self.message("retry me", "later@remote.test")
         self.submit(["later@remote.test"], raw)
-        wait_until("a deferral", lambda: re.search(
+        h.wait_until("a deferral", lambda: re.search(
             r"queue\.deferred.*later@remote\.test.*451 4\.7\.1", self.log_text()), 30)
         with open(self.access, "w") as f:
             f.write("")
@@ -342,7 +332,7 @@ class Sending(unittest.TestCase):
         text = self.bounce_naming("x@nullmx.test", 30)
         self.assertIn("Status: 5.1.10", text)
         self.submit(["x@bogus.test"], self.message("bogus zone", "x@bogus.test"))
-        wait_until("a DNSSEC deferral", lambda: re.search(
+        h.wait_until("a DNSSEC deferral", lambda: re.search(
             r"queue\.deferred.*x@bogus\.test.*451 4\.4\.3", self.log_text()), 30)
         self.assertEqual(self.maildir("x@bogus.test"), [])
 
@@ -358,7 +348,7 @@ class Sending(unittest.TestCase):
                 if "recipient: <y@down.test> pending" in show:
                     return qid
             return None
-        qid = wait_until("the queued message", queued, 10)
+        qid = h.wait_until("the queued message", queued, 10)
         self.inst.run_cli(cli + ["hold", qid], check=True)
         self.assertIn("HELD", self.inst.run_cli(cli + ["list"], check=True).stdout)
         for action in ("release", "retry"):
@@ -396,7 +386,7 @@ class Sending(unittest.TestCase):
     def test_h_local_recipient_delivered_without_smtp(self):
         before = self.postfix.log_text().count("postfix/smtpd")
         self.submit([self.inst.account], self.message("note to self", self.inst.account))
-        wait_until("the local delivery", lambda: [
+        h.wait_until("the local delivery", lambda: [
             m for m in self.inst.mail_list() if m["subject"] == "note to self"], 30)
         self.assertEqual(self.postfix.log_text().count("postfix/smtpd"), before)
 
@@ -438,7 +428,7 @@ class QueueCrash(unittest.TestCase):
                     if m:
                         seen[int(m.group(1))] = seen.get(int(m.group(1)), 0) + 1
                 return seen
-            wait_until("every acknowledged message at the MX",
+            h.wait_until("every acknowledged message at the MX",
                        lambda: len(counts()) == len(acked), 120, 0.5)
             seen = counts()
             lost = [n for n in acked if n not in seen]
@@ -451,7 +441,7 @@ class QueueCrash(unittest.TestCase):
                                                  s.postfix.log_text())]
             print("crash test: most transactions on one connection: %d" % max(reused))
             self.assertGreater(max(reused), 1)
-            wait_until("an empty queue", lambda: "0 message(s)" in inst.run_cli(
+            h.wait_until("an empty queue", lambda: "0 message(s)" in inst.run_cli(
                 ["queue", "--config", inst.config, "list"], check=True).stdout, 30)
         finally:
             Sending.tearDownClass.__func__(Sending)

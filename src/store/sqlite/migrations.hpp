@@ -5,7 +5,7 @@
 
 namespace postern::store::sqlite {
 
-inline constexpr std::array<const char*, 10> migrations = {
+inline constexpr std::array<const char*, 11> migrations = {
     // 1: accounts, keys, mailboxes, messages.
     R"sql(
 CREATE TABLE domains(
@@ -149,6 +149,15 @@ CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
     // sync and unlink per message (blob_id is then '').
     R"sql(
 ALTER TABLE queue_messages ADD COLUMN content BLOB;
+)sql",
+    // 11: per-message DMARC results for aggregate reports, each sealed under an instance key
+    // (they name correspondents' domains and addresses); removed once reported.
+    R"sql(
+CREATE TABLE dmarc_events(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  sealed BLOB NOT NULL);
+CREATE INDEX dmarc_events_time ON dmarc_events(time);
 )sql",
 };
 

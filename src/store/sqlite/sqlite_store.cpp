@@ -507,6 +507,39 @@ class SqliteStore final : public Store {
     return s.bind(1, before).run("prune recent deliveries");
   }
 
+  Result<void> add_dmarc_event(int64_t time, std::string_view sealed) override {
+    std::lock_guard lock(write_mu_);
+    Stmt s(writer_.get(), "INSERT INTO dmarc_events(time, sealed) VALUES (?,?)");
+    return s.bind(1, time).bind_blob(2, sealed).run("add dmarc event");
+  }
+
+  Result<std::vector<DmarcEventRow>> dmarc_events_before(int64_t before) override {
+    auto c = reader();
+    if (!c) return c.error();
+    Stmt s(c->get(), "SELECT id, time, sealed FROM dmarc_events WHERE time < ? ORDER BY id");
+    s.bind(1, before);
+    std::vector<DmarcEventRow> out;
+    if (auto r = for_each_row(s, c->get(), "dmarc events",
+                              [&](Stmt& st) {
+                                out.push_back({st.int64(0), st.int64(1), st.blob(2)});
+                              });
+        !r)
+      return r.error();
+    return out;
+  }
+
+  Result<void> delete_dmarc_events(std::span<const int64_t> ids) override {
+    std::lock_guard lock(write_mu_);
+    Transaction tx(writer_);
+    if (auto r = tx.begin(); !r) return r.error();
+    Stmt s(writer_.get(), "DELETE FROM dmarc_events WHERE id = ?");
+    for (int64_t id : ids) {
+      if (auto r = s.bind(1, id).run("delete dmarc event"); !r) return r.error();
+      s.reset();
+    }
+    return tx.commit();
+  }
+
   Result<std::string> instance_secret(std::string_view name, std::string_view candidate) override {
     std::lock_guard lock(write_mu_);
     Stmt ins(writer_.get(), "INSERT OR IGNORE INTO instance(name, value) VALUES (?,?)");

@@ -11,44 +11,10 @@
 
 #include "base/random.hpp"
 #include "mailauth/mailauth.hpp"
+#include "support/fake_dns.hpp"
 
 namespace postern::mailauth {
 namespace {
-
-// A DNS zone in memory: TXT records by name; names not listed are NXDOMAIN, names in
-// `servfail` fail.
-struct FakeDns {
-  std::map<std::string, std::vector<std::string>> txt;
-  std::set<std::string> servfail;
-  int rounds = 0;
-
-  void answer(Lookups& lookups) {
-    ++rounds;
-    for (const auto& q : lookups.take_missing()) {
-      dns::Answer a;
-      if (servfail.count(q.name)) {
-        a.rcode = 2;
-      } else if (auto it = txt.find(q.name); it != txt.end() && q.type == dns::Type::txt) {
-        for (const auto& t : it->second) a.rdata.push_back(dns::make_txt_rdata(t));
-      } else if (it == txt.end()) {
-        a.rcode = 3;
-        a.nxdomain = true;
-      }
-      lookups.add(q, a);
-    }
-  }
-  template <class F>
-  auto run(F check) {
-    Lookups lookups;
-    for (int i = 0; i < 30; ++i) {
-      auto r = check(lookups);
-      if (r) return *r;
-      answer(lookups);
-    }
-    ADD_FAILURE() << "check did not finish";
-    return decltype(*check(lookups)){};
-  }
-};
 
 const std::string kMessage =
     "From: Ann <ann@example.test>\r\nTo: bob@example.org\r\nSubject: Hello\r\n"
