@@ -269,6 +269,7 @@ std::vector<DmarcReport> aggregate_dmarc_events(const std::vector<DmarcEvent>& e
     ++r.rows[row->second].count;
   }
   std::vector<DmarcReport> out;
+  out.reserve(reports.size());
   for (auto& [domain, r] : reports) out.push_back(std::move(r));
   return out;
 }

@@ -74,6 +74,8 @@ AuthResultsHeader results_of(const InboundRequest& req, const InboundVerdict& v,
   else
     spf.properties.emplace_back("smtp.mailfrom", req.mail_from);
   h.results.push_back(std::move(spf));
+  if (v.helo_spf)
+    h.results.push_back({"spf", to_string(v.helo_spf->result), {}, {{"smtp.helo", req.helo}}});
   if (v.dkim.empty()) h.results.push_back({"dkim", "none", {}, {}});
   for (const auto& d : v.dkim) {
     AuthResult r{"dkim", to_string(d.result), d.reason, {}};
@@ -125,6 +127,12 @@ std::optional<InboundVerdict> check_inbound(const InboundRequest& req,
                      req.receiver, req.now};
   v.spf_domain = spf_req.sender.substr(spf_req.sender.rfind('@') + 1);
   auto spf = check_spf(spf_req, lookups);
+  bool check_helo =
+      !v.spf_helo && req.helo.find('.') != std::string::npos && mime::valid_domain(req.helo, false);
+  std::optional<SpfOutcome> helo_spf;
+  if (check_helo)
+    helo_spf =
+        check_spf({req.ip, "postmaster@" + req.helo, req.helo, req.receiver, req.now}, lookups);
   DkimVerifyOptions dkim_options = options.dkim;
   dkim_options.now = req.now;
   auto dkim = verify_dkim(req.message, dkim_options, lookups);
@@ -137,12 +145,13 @@ std::optional<InboundVerdict> check_inbound(const InboundRequest& req,
   DmarcRequest dreq{*from, spf.value_or(SpfOutcome{}), v.spf_domain,
                     dkim.value_or(std::vector<DkimOutcome>{}), req.sample};
   auto dmarc = check_dmarc(dreq, lookups);
-  if (!spf || !dkim || !arc || !dmarc) return std::nullopt;
+  if (!spf || !dkim || !arc || !dmarc || (check_helo && !helo_spf)) return std::nullopt;
   dreq.spf = *spf;
   dreq.dkim = *dkim;
   dmarc = check_dmarc(dreq, lookups);
   if (!dmarc) return std::nullopt;
   v.spf = std::move(*spf);
+  v.helo_spf = std::move(helo_spf);
   v.dkim = std::move(*dkim);
   v.dmarc = std::move(*dmarc);
   v.arc = std::move(*arc);

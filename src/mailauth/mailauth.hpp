@@ -379,6 +379,9 @@ struct InboundVerdict {
   std::string enhanced, text;  // the SMTP reply for reject and defer
   SpfOutcome spf;
   bool spf_helo = false;  // the null sender: SPF checked postmaster@<helo>
+  // Otherwise the HELO identity on its own (RFC 7208 2.3), when it is a domain: recorded in
+  // Authentication-Results, not enforced.
+  std::optional<SpfOutcome> helo_spf;
   std::string spf_domain;
   std::vector<DkimOutcome> dkim;
   DmarcOutcome dmarc;

@@ -92,6 +92,10 @@ class MailAuth(unittest.TestCase):
         cls.world.zone("monitor.test", records=[
             txt("@", "v=spf1 -all"), txt("_dmarc", "v=DMARC1; p=none")])
         cls.world.zone("nodmarc.test", records=[txt("@", "v=spf1 -all")])
+        cls.world.zone("thirdparty.test", records=dkim)  # signs for others, no alignment
+        cls.world.zone("strict.test", records=[
+            txt("@", "v=spf1 -all"), txt("bounce", "v=spf1 ip4:%s -all" % CLIENT),
+            txt("_dmarc", "v=DMARC1; p=reject; adkim=s; aspf=s")] + dkim)
         cls.world.zone("softfail.test", records=[txt("@", "v=spf1 ~all")])
         cls.world.zone("bogus.test", bogus=True, records=[
             txt("@", "v=spf1 -all"), txt("_dmarc", "v=DMARC1; p=reject")])
@@ -247,7 +251,9 @@ class MailAuth(unittest.TestCase):
         # (From domain, MAIL FROM, expected: mailbox or reply code, enhanced code, A-R parts)
         cases = [
             ("signed.test", "ann@signed.test", 550, "5.7.1", ()),
-            ("spfpass.test", "ann@spfpass.test", "INBOX", None, ("spf=pass", "dmarc=pass")),
+            ("spfpass.test", "ann@spfpass.test", "INBOX", None,
+             ("spf=pass smtp.mailfrom=ann@spfpass.test", "spf=none smtp.helo=client.test",
+              "dmarc=pass")),
             ("include.test", "ann@include.test", "INBOX", None, ("spf=pass", "dmarc=pass")),
             # Relaxed alignment: SPF passes for a subdomain of the author's domain.
             ("spfpass.test", "ann@bounce.spfpass.test", "INBOX", None, ("dmarc=pass",)),
@@ -271,6 +277,24 @@ class MailAuth(unittest.TestCase):
                     self.assert_delivered(subject, want, code, reply, expect)
                     other = "INBOX" if want == "Junk" else "Junk"
                     self.assertIsNone(self.stored(subject, other))
+
+    def test_c2_alignment(self):
+        # A valid signature of another domain does not satisfy the author's p=reject.
+        subject, data = self.message("ann@signed.test")
+        signed, _ = self.dkimpy_sign(self.write(data), "ed", "thirdparty.test", "ed")
+        code, reply = self.send("ann@signed.test", signed)
+        self.assertEqual(code, 550, reply)
+        self.assertIsNone(self.stored(subject))
+        # Strict alignment: SPF passing for a subdomain does not count, while a signature of
+        # the exact domain does.
+        subject, data = self.message("ann@strict.test")
+        code, reply = self.send("ann@bounce.strict.test", data)
+        self.assertEqual(code, 550, reply)
+        subject, data = self.message("ann@strict.test")
+        signed, _ = self.dkimpy_sign(self.write(data), "rsa", "strict.test", "rsa")
+        code, reply = self.send("ann@bounce.strict.test", signed)
+        self.assert_delivered(subject, code=code, reply=reply,
+                              expect=("dkim=pass", "header.d=strict.test", "dmarc=pass"))
 
     def test_d_ambiguous_author_is_refused(self):
         for headers in ("From: a@spfpass.test\r\nFrom: b@spfpass.test\r\n",

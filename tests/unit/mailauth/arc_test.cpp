@@ -440,7 +440,7 @@ std::string json_string(const std::string& s) {
 class MailauthInterop : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_mailauth()) GTEST_SKIP() << "node or the mailauth package is not available";
+    ASSERT_TRUE(have_mailauth()) << "node or the mailauth package is not available";
     dir_ =
         std::filesystem::temp_directory_path() / ("postern-arc-" + base::system_random().token(6));
     std::filesystem::create_directories(dir_);

@@ -136,6 +136,66 @@ INSTANTIATE_TEST_SUITE_P(Canonicalisations, DkimpySigned,
                            return name;
                          });
 
+// Messages signed by the npm mailauth library (tests/interop/mailauth/sign.mjs) with each key
+// type and canonicalisation: they pass, and every signed byte changed fails.
+class MailauthSigned : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
+
+TEST_P(MailauthSigned, VerifyAndAnySignedChangeFails) {
+  auto [key_type, canon] = GetParam();
+  auto dir = std::filesystem::temp_directory_path() /
+             ("postern-mailauth-" + base::system_random().token(6));
+  std::filesystem::create_directories(dir);
+  std::string src = POSTERN_SOURCE_DIR;
+  std::string node_dir = src + "/tests/interop/mailauth";
+  if (!std::filesystem::exists(node_dir + "/node_modules/mailauth"))
+    ASSERT_EQ(std::system(("cd " + node_dir + " && npm ci --no-audit --no-fund >&2").c_str()), 0);
+  std::string pem = (dir / "key.pem").string();
+  std::string genkey = std::string(key_type) == "ed25519"
+                           ? "openssl genpkey -algorithm ed25519 -out " + pem
+                           : "openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out " +
+                                 pem + " 2>/dev/null";
+  ASSERT_EQ(std::system(genkey.c_str()), 0);
+  std::ofstream(dir / "m.eml", std::ios::binary) << kMessage;
+  // The key's TXT record, as dkim_sign.py prints it for a given key.
+  std::string alg = std::string(key_type) == "ed25519" ? "ed25519-sha256" : "rsa-sha256";
+  std::string cmd = "/usr/bin/python3 " + src + "/tests/support/dkim_sign.py " + alg +
+                    " relaxed/relaxed example.test sel " + (dir / "m.eml").string() + " " +
+                    (dir / "unused.eml").string() + " " + pem;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_TRUE(p);
+  char line[4096] = {};
+  std::string record = std::fgets(line, sizeof line, p) ? line : "";
+  ASSERT_EQ(::pclose(p), 0) << cmd;
+  while (!record.empty() && (record.back() == '\n' || record.back() == '\r')) record.pop_back();
+  std::string sign = "cd " + node_dir + " && node sign.mjs " + pem + " example.test sel " + canon +
+                     " " + (dir / "m.eml").string() + " " + (dir / "out.eml").string();
+  ASSERT_EQ(std::system(sign.c_str()), 0) << sign;
+  std::stringstream ss;
+  ss << std::ifstream(dir / "out.eml", std::ios::binary).rdbuf();
+  std::string message = ss.str();
+  std::filesystem::remove_all(dir);
+  FakeDns dns;
+  dns.txt["sel._domainkey.example.test"] = {record};
+  auto out = verify(dns, message);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason << "\n" << message;
+  std::string head = message.substr(0, message.find("X-Not-Signed"));
+  std::string tail = message.substr(message.find("X-Not-Signed"));
+  expect_every_change_fails(dns, head + tail.substr(tail.find("\r\n") + 2),
+                            message.find("\nFrom:") + 6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Canonicalisations, MailauthSigned,
+                         ::testing::Combine(::testing::Values("ed25519", "rsa"),
+                                            ::testing::Values("relaxed/relaxed", "simple/simple")),
+                         [](const auto& info) {
+                           std::string name =
+                               std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
+
 std::string signed_with(const DkimKey& key, const std::string& message, DkimOptions opt = {}) {
   return dkim_sign(message, key, opt).value() + message;
 }
@@ -497,6 +557,29 @@ TEST(Inbound, AmbiguousAuthorIsRefused) {
     EXPECT_TRUE(v.enhanced.starts_with("5.7.")) << v.enhanced;
     EXPECT_EQ(t.dns.rounds, 0) << "no lookups for a message that is refused anyway";
   }
+}
+
+TEST(Inbound, HeloIsCheckedOnItsOwnAndRecorded) {
+  Inbound t;
+  t.dns.txt["mail.example.test"] = {"v=spf1 ip4:192.0.2.1 -all"};
+  t.dns.txt["example.test"] = {"v=spf1 -all"};
+  auto v = t.check(kMessage, "192.0.2.1");
+  ASSERT_TRUE(v.helo_spf);
+  EXPECT_EQ(v.helo_spf->result, SpfResult::pass);
+  EXPECT_EQ(v.spf.result, SpfResult::fail);
+  EXPECT_NE(v.authentication_results.find("spf=fail smtp.mailfrom=ann@example.test"),
+            std::string::npos);
+  EXPECT_NE(v.authentication_results.find("spf=pass smtp.helo=mail.example.test"),
+            std::string::npos);
+  // Not a domain (an address literal): not checked.
+  InboundRequest req;
+  req.ip = "192.0.2.1";
+  req.helo = "[192.0.2.1]";
+  req.mail_from = "ann@example.test";
+  req.receiver = "mx.postern.test";
+  req.message = kMessage;
+  auto w = t.dns.run([&](Lookups& l) { return check_inbound(req, t.options, l); });
+  EXPECT_FALSE(w.helo_spf);
 }
 
 TEST(Inbound, NullSenderChecksHelo) {
