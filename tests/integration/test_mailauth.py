@@ -92,6 +92,9 @@ class MailAuth(unittest.TestCase):
         cls.world.zone("monitor.test", records=[
             txt("@", "v=spf1 -all"), txt("_dmarc", "v=DMARC1; p=none")])
         cls.world.zone("nodmarc.test", records=[txt("@", "v=spf1 -all")])
+        # pct=0: every message is outside the sample, so p=reject becomes quarantine.
+        cls.world.zone("sampled.test", records=[
+            txt("@", "v=spf1 -all"), txt("_dmarc", "v=DMARC1; p=reject; pct=0")])
         cls.world.zone("thirdparty.test", records=dkim)  # signs for others, no alignment
         cls.world.zone("strict.test", records=[
             txt("@", "v=spf1 -all"), txt("bounce", "v=spf1 ip4:%s -all" % CLIENT),
@@ -259,6 +262,8 @@ class MailAuth(unittest.TestCase):
             ("spfpass.test", "ann@bounce.spfpass.test", "INBOX", None, ("dmarc=pass",)),
             ("quarantine.test", "ann@quarantine.test", "Junk", None, ("dmarc=fail",)),
             ("monitor.test", "ann@monitor.test", "INBOX", None, ("spf=fail", "dmarc=fail")),
+            ("sampled.test", "ann@sampled.test", "Junk", None,
+             ('dmarc=fail reason="p=reject dis=quarantine (pct)"',)),
             ("nodmarc.test", "ann@nodmarc.test", 550, "5.7.23", ()),
             ("softfail.test", "ann@softfail.test", "INBOX", None, ("spf=softfail", "dmarc=none")),
             ("news.signed.test", "ann@news.signed.test", "Junk", None, ("dmarc=fail",)),
