@@ -4,22 +4,14 @@
 // and exits 0 only when the chain passes.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { recordsResolver } from './records.mjs';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify');
 const { arc } = require('mailauth/lib/arc');
 
 const [message, recordsFile] = process.argv.slice(2);
-const records = JSON.parse(readFileSync(recordsFile, 'utf8'));
-const resolver = async (name, type) => {
-  const value = records[name.replace(/\.$/, '').toLowerCase()];
-  if (type !== 'TXT' || value === undefined) {
-    const e = new Error('not found: ' + name);
-    e.code = 'ENOTFOUND';
-    throw e;
-  }
-  return [[value]];
-};
+const resolver = recordsResolver(recordsFile);
 const dkim = await dkimVerify(readFileSync(message), { resolver });
 const result = await arc(dkim.arc, { resolver });
 console.log(`${result.status.result} i=${result.i} ${result.status.comment || ''}`);

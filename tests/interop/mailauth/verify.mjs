@@ -4,21 +4,13 @@
 // ("pass ed25519-sha256 s=...") and exits 0 only when there is at least one signature and all pass.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { recordsResolver } from './records.mjs';
 
 const require = createRequire(import.meta.url);
 const { dkimVerify } = require('mailauth/lib/dkim/verify');
 
 const [message, recordsFile] = process.argv.slice(2);
-const records = JSON.parse(readFileSync(recordsFile, 'utf8'));
-const resolver = async (name, type) => {
-  const value = records[name.replace(/\.$/, '').toLowerCase()];
-  if (type !== 'TXT' || value === undefined) {
-    const e = new Error('not found: ' + name);
-    e.code = 'ENOTFOUND';
-    throw e;
-  }
-  return [[value]];
-};
+const resolver = recordsResolver(recordsFile);
 const result = await dkimVerify(readFileSync(message), { resolver });
 let ok = result.results.length > 0;
 for (const r of result.results) {
