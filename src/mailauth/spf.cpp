@@ -103,6 +103,10 @@ class Evaluator {
   // The expanded domain-spec (the current domain when there is none), lower case, ready for
   // a query; nullopt while %{p} waits for answers.
   std::optional<Result<std::string>> target(std::string_view spec, const MacroValues& values);
+  // The expanded domain of a DNS-causing mechanism, counted against the 10-lookup limit;
+  // nullopt with `step` set (missing, or failed) when there is none to query.
+  std::optional<std::string> mechanism_target(const SpfTerm& term, const MacroValues& values,
+                                              Step& step);
   std::optional<Result<std::string>> expand(std::string_view text, const MacroValues& values,
                                             spf::MacroUse use);
   // An answer for a mechanism of `domain`'s policy: nullptr while missing (Step::missing), or
@@ -239,12 +243,29 @@ std::optional<std::string> Evaluator::validated_name(const std::string& domain) 
   return names->front();
 }
 
-Step Evaluator::match_include(const SpfTerm& term, const MacroValues& values, int depth) {
-  if (!count_lookup(values.domain)) return Step::failed;
+std::optional<std::string> Evaluator::mechanism_target(const SpfTerm& term,
+                                                       const MacroValues& values, Step& step) {
+  if (!count_lookup(values.domain)) {
+    step = Step::failed;
+    return std::nullopt;
+  }
   auto t = target(term.domain_spec, values);
-  if (!t) return Step::missing;
-  if (!*t) return fail(SpfResult::permerror, values.domain, t->error().detail());
-  auto sub = check_host(**t, depth + 1, false);
+  if (!t) {
+    step = Step::missing;
+    return std::nullopt;
+  }
+  if (!*t) {
+    step = fail(SpfResult::permerror, values.domain, t->error().detail());
+    return std::nullopt;
+  }
+  return std::move(**t);
+}
+
+Step Evaluator::match_include(const SpfTerm& term, const MacroValues& values, int depth) {
+  Step step = Step::no_match;
+  auto t = mechanism_target(term, values, step);
+  if (!t) return step;
+  auto sub = check_host(*t, depth + 1, false);
   if (!sub) return Step::missing;
   switch (sub->result) {
     case SpfResult::pass:
@@ -254,7 +275,7 @@ Step Evaluator::match_include(const SpfTerm& term, const MacroValues& values, in
     case SpfResult::neutral:
       return Step::no_match;
     case SpfResult::none:
-      return fail(SpfResult::permerror, values.domain, "include:" + **t + " has no SPF record");
+      return fail(SpfResult::permerror, values.domain, "include:" + *t + " has no SPF record");
     default:
       failure_ = std::move(*sub);
       return Step::failed;
@@ -262,29 +283,25 @@ Step Evaluator::match_include(const SpfTerm& term, const MacroValues& values, in
 }
 
 Step Evaluator::match_a(const SpfTerm& term, const MacroValues& values) {
-  if (!count_lookup(values.domain)) return Step::failed;
-  auto t = target(term.domain_spec, values);
-  if (!t) return Step::missing;
-  if (!*t) return fail(SpfResult::permerror, values.domain, t->error().detail());
-  // A name no query can be made for does not exist (RFC 7208 4.3 by analogy).
-  if (!spf::valid_domain(**t, false)) return Step::no_match;
   Step step = Step::no_match;
+  auto t = mechanism_target(term, values, step);
+  if (!t) return step;
+  // A name no query can be made for does not exist (RFC 7208 4.3 by analogy).
+  if (!spf::valid_domain(*t, false)) return Step::no_match;
   bool is_void = false;
   const dns::Answer* a =
-      answer(values.domain, **t, ip_.v6 ? dns::Type::aaaa : dns::Type::a, step, is_void);
+      answer(values.domain, *t, ip_.v6 ? dns::Type::aaaa : dns::Type::a, step, is_void);
   if (!a) return step;
   return has_address(*a, ip_.v6 ? term.cidr6 : term.cidr4) ? Step::match : Step::no_match;
 }
 
 Step Evaluator::match_mx(const SpfTerm& term, const MacroValues& values) {
-  if (!count_lookup(values.domain)) return Step::failed;
-  auto t = target(term.domain_spec, values);
-  if (!t) return Step::missing;
-  if (!*t) return fail(SpfResult::permerror, values.domain, t->error().detail());
-  if (!spf::valid_domain(**t, false)) return Step::no_match;
   Step step = Step::no_match;
+  auto t = mechanism_target(term, values, step);
+  if (!t) return step;
+  if (!spf::valid_domain(*t, false)) return Step::no_match;
   bool is_void = false;
-  const dns::Answer* mx = answer(values.domain, **t, dns::Type::mx, step, is_void);
+  const dns::Answer* mx = answer(values.domain, *t, dns::Type::mx, step, is_void);
   if (!mx) return step;
   std::vector<std::string> hosts;
   for (const auto& rd : mx->rdata) {
@@ -293,7 +310,7 @@ Step Evaluator::match_mx(const SpfTerm& term, const MacroValues& values) {
     if (m && !m->exchange.empty()) hosts.push_back(std::move(m->exchange));
   }
   if (hosts.size() > kMaxMxNames)
-    return fail(SpfResult::permerror, values.domain, "more than 10 MX records at " + **t);
+    return fail(SpfResult::permerror, values.domain, "more than 10 MX records at " + *t);
   dns::Type type = ip_.v6 ? dns::Type::aaaa : dns::Type::a;
   std::vector<const Result<dns::Answer>*> addrs;
   bool missing = false;
@@ -316,29 +333,26 @@ Step Evaluator::match_mx(const SpfTerm& term, const MacroValues& values) {
 }
 
 Step Evaluator::match_ptr(const SpfTerm& term, const MacroValues& values) {
-  if (!count_lookup(values.domain)) return Step::failed;
-  auto t = target(term.domain_spec, values);
-  if (!t) return Step::missing;
-  if (!*t) return fail(SpfResult::permerror, values.domain, t->error().detail());
+  Step step = Step::no_match;
+  auto t = mechanism_target(term, values, step);
+  if (!t) return step;
   const auto* names = validated_names();
   if (!names) return Step::missing;
   if (ptr_void_ && ++voids_ > kMaxVoidLookups)
     return fail(SpfResult::permerror, values.domain, "more than 2 void lookups");
   for (const auto& n : *names)
-    if (within(n, **t)) return Step::match;
+    if (within(n, *t)) return Step::match;
   return Step::no_match;
 }
 
 Step Evaluator::match_exists(const SpfTerm& term, const MacroValues& values) {
-  if (!count_lookup(values.domain)) return Step::failed;
-  auto t = target(term.domain_spec, values);
-  if (!t) return Step::missing;
-  if (!*t) return fail(SpfResult::permerror, values.domain, t->error().detail());
-  if (!spf::valid_domain(**t, false)) return Step::no_match;
   Step step = Step::no_match;
+  auto t = mechanism_target(term, values, step);
+  if (!t) return step;
+  if (!spf::valid_domain(*t, false)) return Step::no_match;
   bool is_void = false;
   // Always A, whatever the client's family (RFC 7208 5.7).
-  const dns::Answer* a = answer(values.domain, **t, dns::Type::a, step, is_void);
+  const dns::Answer* a = answer(values.domain, *t, dns::Type::a, step, is_void);
   if (!a) return step;
   return is_void ? Step::no_match : Step::match;
 }

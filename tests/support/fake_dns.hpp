@@ -48,4 +48,17 @@ struct FakeDns {
   }
 };
 
+// An RSA key below RFC 8301's 1024-bit floor, which verification must refuse.
+inline DkimKey small_rsa_key(std::string domain, std::string selector) {
+  auto small = crypto::rsa_generate(768);
+  EXPECT_TRUE(small) << small.error().describe();
+  DkimKey key;
+  key.algorithm = DkimAlgorithm::rsa_sha256;
+  key.domain = std::move(domain);
+  key.selector = std::move(selector);
+  key.secret = std::move(small->private_der);
+  key.public_key = small->public_der;
+  return key;
+}
+
 }  // namespace postern::mailauth

@@ -332,14 +332,7 @@ TEST(ArcChain, KeyProblems) {
 }
 
 TEST(ArcChain, SmallRsaKeysFail) {
-  auto small = crypto::rsa_generate(768);
-  ASSERT_TRUE(small);
-  DkimKey key;
-  key.algorithm = DkimAlgorithm::rsa_sha256;
-  key.domain = "weak.test";
-  key.selector = "arc";
-  key.secret = std::move(small->private_der);
-  key.public_key = small->public_der;
+  DkimKey key = small_rsa_key("weak.test", "arc");
   FakeDns dns;
   dns.txt["arc._domainkey.weak.test"] = {dkim_record(key)};
   std::string m =

@@ -225,14 +225,7 @@ TEST(DkimVerify, KeyProblemsArePermanentAndDnsFailuresTemporary) {
 }
 
 TEST(DkimVerify, SmallRsaKeysFail) {
-  auto small = crypto::rsa_generate(768);
-  ASSERT_TRUE(small) << small.error().describe();
-  DkimKey key;
-  key.algorithm = DkimAlgorithm::rsa_sha256;
-  key.domain = "example.test";
-  key.selector = "weak";
-  key.secret = std::move(small->private_der);
-  key.public_key = small->public_der;
+  DkimKey key = small_rsa_key("example.test", "weak");
   FakeDns dns;
   dns.txt["weak._domainkey.example.test"] = {dkim_record(key)};
   auto out = verify(dns, signed_with(key, kMessage));
